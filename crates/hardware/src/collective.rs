@@ -1,0 +1,184 @@
+//! Time of a collective over a group of ranks placed on a cluster: an alpha-beta model per tier.
+//!
+//! Bandwidth terms follow NCCL's bus-bandwidth convention (nccl-tests `doc/PERFORMANCE.md`): an
+//! all-reduce of `S` bytes over `n` ranks moves `2(n-1)/n · S` through each rank's slowest link,
+//! an all-gather or reduce-scatter `(n-1)/n · S` (S = the full, gathered buffer). A group that
+//! leaves the scale-up domain is limited by the NICs it can use in parallel: with `k` of its ranks
+//! on each node, each rank drives its own rail, so the bus bandwidth is `k` NIC shares (a DGX A100
+//! with 8 HDR NICs measures 192 GB/s across nodes, nccl#812), never more than the scale-up links.
+
+use crate::Cluster;
+use trainplan_units::{ByteRate, Bytes, Seconds};
+
+/// A collective operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Collective {
+    /// Sum across ranks, result on every rank.
+    AllReduce,
+    /// Each rank contributes a shard, every rank ends with the whole buffer.
+    AllGather,
+    /// Sum across ranks, each rank ends with one shard.
+    ReduceScatter,
+    /// Each rank sends a distinct shard to every other rank.
+    AllToAll,
+    /// One rank sends the buffer to one neighbour.
+    SendRecv,
+}
+
+/// Ranks taking part in a collective: `size` ranks, `stride` apart in the global rank order.
+///
+/// Megatron orders ranks tp, cp, ep, dp, pp from innermost to outermost, so a tensor-parallel
+/// group has stride 1 and a data-parallel group has stride `tp · cp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Group {
+    /// Ranks in the group.
+    pub size: u32,
+    /// Distance between consecutive members in global rank order.
+    pub stride: u32,
+}
+
+/// The slowest link tier a group crosses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkTier {
+    /// A single rank: nothing to communicate.
+    Local,
+    /// Inside the scale-up domain (NVLink/NVSwitch).
+    ScaleUp,
+    /// Across nodes, over the NICs.
+    ScaleOut,
+}
+
+impl LinkTier {
+    /// Short name for output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkTier::Local => "local",
+            LinkTier::ScaleUp => "scale-up",
+            LinkTier::ScaleOut => "scale-out",
+        }
+    }
+}
+
+impl Cluster {
+    /// The slowest tier `group` crosses.
+    #[inline]
+    pub fn tier(&self, group: Group) -> LinkTier {
+        if group.size <= 1 {
+            return LinkTier::Local;
+        }
+        // Span of the group in rank order; aligned placement keeps it inside one domain when it fits.
+        let span = u64::from(group.size - 1) * u64::from(group.stride.max(1)) + 1;
+        if span <= u64::from(self.node.scaleup_domain) {
+            LinkTier::ScaleUp
+        } else {
+            LinkTier::ScaleOut
+        }
+    }
+
+    /// Achievable bus bandwidth of `group` and the tier that limits it.
+    #[inline]
+    pub fn bus_bandwidth(&self, group: Group) -> (ByteRate, LinkTier) {
+        let tier = self.tier(group);
+        let bw = match tier {
+            LinkTier::Local | LinkTier::ScaleUp => self.scaleup_busbw,
+            LinkTier::ScaleOut => {
+                // Members of the group sharing one node each drive their own NIC share.
+                let per_node = (self.node.gpus_per_node / group.stride.max(1)).clamp(1, group.size);
+                (self.scaleout_busbw_per_gpu * f64::from(per_node)).min(self.scaleup_busbw)
+            }
+        };
+        (bw, tier)
+    }
+
+    /// Time of `op` on a buffer of `bytes` over `group` (for all-gather and reduce-scatter,
+    /// `bytes` is the full buffer; for send/recv, the message).
+    #[inline]
+    pub fn collective_time(&self, op: Collective, bytes: Bytes, group: Group) -> Seconds {
+        if group.size <= 1 || bytes.get() <= 0.0 {
+            return Seconds::ZERO;
+        }
+        let n = f64::from(group.size);
+        let (bw, tier) = self.bus_bandwidth(group);
+        let eff = &self.accelerator.efficiency;
+        let hop = match tier {
+            LinkTier::Local => Seconds::ZERO,
+            LinkTier::ScaleUp => eff.scaleup_hop_latency,
+            LinkTier::ScaleOut => eff.scaleout_hop_latency,
+        };
+        // Ring algorithm step counts (Thakur et al. 2005, "Optimization of Collective
+        // Communication Operations in MPICH"): 2(n-1) steps for all-reduce, n-1 otherwise.
+        let (volume_factor, steps) = match op {
+            Collective::AllReduce => (2.0 * (n - 1.0) / n, 2.0 * (n - 1.0)),
+            Collective::AllGather | Collective::ReduceScatter | Collective::AllToAll => {
+                ((n - 1.0) / n, n - 1.0)
+            }
+            Collective::SendRecv => (1.0, 1.0),
+        };
+        let bw = if op == Collective::SendRecv && tier == LinkTier::ScaleOut {
+            // A point-to-point message uses one rank's NIC share.
+            self.scaleout_busbw_per_gpu
+        } else {
+            bw
+        };
+        eff.collective_latency + hop * steps + (bytes * volume_factor) / bw
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::a100_cluster;
+
+    #[test]
+    fn tiers_follow_placement() {
+        let c = a100_cluster(64);
+        assert_eq!(c.tier(Group { size: 1, stride: 1 }), LinkTier::Local);
+        assert_eq!(c.tier(Group { size: 8, stride: 1 }), LinkTier::ScaleUp);
+        assert_eq!(c.tier(Group { size: 2, stride: 4 }), LinkTier::ScaleUp);
+        assert_eq!(c.tier(Group { size: 2, stride: 8 }), LinkTier::ScaleOut);
+        assert_eq!(
+            c.tier(Group {
+                size: 16,
+                stride: 1
+            }),
+            LinkTier::ScaleOut
+        );
+    }
+
+    #[test]
+    fn cross_node_bandwidth_scales_with_ranks_per_node() {
+        let c = a100_cluster(64);
+        let (one_rail, _) = c.bus_bandwidth(Group { size: 8, stride: 8 });
+        let (all_rails, _) = c.bus_bandwidth(Group {
+            size: 64,
+            stride: 1,
+        });
+        // 200 Gbit/s HDR at 90% = 22.5 GB/s per rail; 8 rails = 180 GB/s (nccl#812 measures 192).
+        assert!((one_rail.gbps() - 22.5).abs() < 1e-9);
+        assert!((all_rails.gbps() - 180.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn all_reduce_moves_twice_an_all_gather() {
+        let c = a100_cluster(8);
+        let g = Group { size: 8, stride: 1 };
+        let big = Bytes::from_gb(10.0);
+        let ar = c.collective_time(Collective::AllReduce, big, g);
+        let ag = c.collective_time(Collective::AllGather, big, g);
+        let ratio = ar.get() / ag.get();
+        assert!((ratio - 2.0).abs() < 0.01, "ratio {ratio}");
+        // 10 GB · 2·7/8 over 240 GB/s (80% of 300) ≈ 72.9 ms.
+        assert!((ar.get() - 0.0729).abs() < 0.001, "{ar}");
+    }
+
+    #[test]
+    fn single_rank_costs_nothing() {
+        let c = a100_cluster(8);
+        let t = c.collective_time(
+            Collective::AllReduce,
+            Bytes(1e9),
+            Group { size: 1, stride: 1 },
+        );
+        assert_eq!(t, Seconds::ZERO);
+    }
+}

@@ -1,0 +1,41 @@
+//! Errors of the model crate.
+
+use thiserror::Error;
+
+/// An architecture that cannot exist.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// A count that must be positive is zero.
+    #[error("`{field}` must be at least 1, found 0")]
+    Zero {
+        /// The field.
+        field: &'static str,
+    },
+    /// Heads do not divide the hidden size.
+    #[error(
+        "n_heads = {n_heads} does not divide hidden = {hidden}; pick a head count that divides it"
+    )]
+    HeadsDoNotDivideHidden {
+        /// Hidden size.
+        hidden: u32,
+        /// Heads.
+        n_heads: u32,
+    },
+    /// KV heads do not divide the query heads.
+    #[error("n_kv_heads = {n_kv_heads} must divide n_heads = {n_heads} (1 = MQA, n_heads = MHA)")]
+    KvHeads {
+        /// Query heads.
+        n_heads: u32,
+        /// KV heads.
+        n_kv_heads: u32,
+    },
+    /// Inconsistent MoE settings.
+    #[error("moe top_k = {top_k} must be between 1 and the number of experts ({experts})")]
+    Moe {
+        /// Experts.
+        experts: u32,
+        /// Top-k.
+        top_k: u32,
+    },
+}

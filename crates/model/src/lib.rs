@@ -1,0 +1,336 @@
+//! The transformer being trained: its shape, and what that shape costs in parameters, FLOPs and
+//! activation bytes.
+//!
+//! Roles:
+//! - [`Model`]: the architecture (dense or MoE; multi-head or grouped-query attention; GELU or
+//!   SwiGLU feed-forward; tied or untied embeddings; learned or rotary positions), checked once by
+//!   [`Model::validate`].
+//! - Parameter counts ([`Model::params`]) derived from the architecture, never typed in.
+//! - FLOPs per token ([`Model::flops_per_token`]): the Narayanan et al. 2021 count, generalised to
+//!   GQA, SwiGLU and MoE from the matrix shapes.
+//! - Activation bytes ([`Model::activation_bytes_per_layer`]): Korthikanti et al. 2022, split into
+//!   the parts tensor and sequence parallelism shard and the parts they do not.
+//!
+//! The crate knows nothing about hardware or parallel layouts beyond the tensor-parallel degree
+//! that divides activations; it does no I/O.
+
+mod errors;
+mod flops;
+mod memory;
+
+pub use errors::ModelError;
+pub use flops::FlopsPerToken;
+pub use memory::{ActivationConfig, Recompute};
+
+/// Activation function of the feed-forward block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FfnActivation {
+    /// Two matrices, h→ffn→h, with GELU between (GPT, BLOOM, OPT, MPT).
+    Gelu,
+    /// Three matrices (gate, up, down) with SiLU gating (Llama, Mistral, Qwen).
+    Swiglu,
+}
+
+impl FfnActivation {
+    /// The name used in files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FfnActivation::Gelu => "gelu",
+            FfnActivation::Swiglu => "swiglu",
+        }
+    }
+
+    /// Number of h×ffn weight matrices in one feed-forward block.
+    #[inline]
+    pub fn n_matrices(self) -> u64 {
+        match self {
+            FfnActivation::Gelu => 2,
+            FfnActivation::Swiglu => 3,
+        }
+    }
+}
+
+/// Position encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Positions {
+    /// A learned table of `max_seq_len × hidden` parameters (GPT-2/3, OPT, MPT learned).
+    Learned,
+    /// Rotary or ALiBi: no parameters.
+    Rotary,
+}
+
+/// Mixture-of-experts feed-forward layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Moe {
+    /// Routed experts per MoE layer.
+    pub experts: u32,
+    /// Experts each token is routed to.
+    pub top_k: u32,
+}
+
+/// A decoder-only transformer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model {
+    /// Id (preset name or `inline`).
+    pub id: String,
+    /// Transformer layers.
+    pub n_layers: u32,
+    /// Hidden size h.
+    pub hidden: u32,
+    /// Attention (query) heads a.
+    pub n_heads: u32,
+    /// Key/value heads (equal to `n_heads` for multi-head attention).
+    pub n_kv_heads: u32,
+    /// Feed-forward inner size (per expert for MoE).
+    pub ffn: u32,
+    /// Vocabulary size V.
+    pub vocab: u32,
+    /// Longest sequence the model is trained on (sizes learned position tables).
+    pub max_seq_len: u32,
+    /// Feed-forward activation.
+    pub ffn_act: FfnActivation,
+    /// True when the output projection shares the input embedding's weights.
+    pub tied_embeddings: bool,
+    /// Position encoding.
+    pub positions: Positions,
+    /// True when linear layers carry biases (GPT-style); false for Llama-style.
+    pub linear_bias: bool,
+    /// True when the model trains with dropout (masks are stored for backward).
+    pub dropout: bool,
+    /// Mixture-of-experts layers, if any (every layer is MoE when set).
+    pub moe: Option<Moe>,
+}
+
+/// Parameter counts by part.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ParamCounts {
+    /// Input embedding plus learned positions.
+    pub embedding: f64,
+    /// Output projection when untied (0 when tied).
+    pub output: f64,
+    /// All transformer layers.
+    pub layers: f64,
+    /// One transformer layer.
+    pub per_layer: f64,
+    /// Final norm.
+    pub final_norm: f64,
+    /// Everything.
+    pub total: f64,
+    /// Parameters one token touches (MoE: only `top_k` experts).
+    pub active: f64,
+}
+
+impl Model {
+    /// Checks the architecture: every count positive, heads divide the hidden size, KV heads divide
+    /// the heads, MoE top-k within the experts.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        let positive = [
+            ("n_layers", self.n_layers),
+            ("hidden", self.hidden),
+            ("n_heads", self.n_heads),
+            ("n_kv_heads", self.n_kv_heads),
+            ("ffn", self.ffn),
+            ("vocab", self.vocab),
+            ("seq_len", self.max_seq_len),
+        ];
+        for (field, value) in positive {
+            if value == 0 {
+                return Err(ModelError::Zero { field });
+            }
+        }
+        if self.hidden % self.n_heads != 0 {
+            return Err(ModelError::HeadsDoNotDivideHidden {
+                hidden: self.hidden,
+                n_heads: self.n_heads,
+            });
+        }
+        if self.n_kv_heads > self.n_heads || self.n_heads % self.n_kv_heads != 0 {
+            return Err(ModelError::KvHeads {
+                n_heads: self.n_heads,
+                n_kv_heads: self.n_kv_heads,
+            });
+        }
+        if let Some(moe) = self.moe {
+            if moe.experts == 0 || moe.top_k == 0 || moe.top_k > moe.experts {
+                return Err(ModelError::Moe {
+                    experts: moe.experts,
+                    top_k: moe.top_k,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Size of one attention head.
+    #[inline]
+    pub fn head_dim(&self) -> u32 {
+        self.hidden / self.n_heads
+    }
+
+    /// Width of the key (and of the value) projection: `n_kv_heads · head_dim`.
+    #[inline]
+    pub fn kv_dim(&self) -> f64 {
+        f64::from(self.n_kv_heads) * f64::from(self.head_dim())
+    }
+
+    /// Parameters of the attention projections of one layer: Q and O are h×h, K and V are h×kv_dim.
+    #[inline]
+    pub fn attention_params(&self) -> f64 {
+        let h = f64::from(self.hidden);
+        2.0 * h * h + 2.0 * h * self.kv_dim()
+    }
+
+    /// Parameters of one expert's (or the dense) feed-forward block.
+    #[inline]
+    pub fn ffn_params_one(&self) -> f64 {
+        self.ffn_act.n_matrices() as f64 * f64::from(self.hidden) * f64::from(self.ffn)
+    }
+
+    /// Parameter counts by part, from the architecture.
+    pub fn params(&self) -> ParamCounts {
+        let h = f64::from(self.hidden);
+        let v = f64::from(self.vocab);
+        let mut embedding = v * h;
+        if self.positions == Positions::Learned {
+            embedding += f64::from(self.max_seq_len) * h;
+        }
+        let output = if self.tied_embeddings { 0.0 } else { v * h };
+        // Norms: LayerNorm has a weight and a bias, RMSNorm (bias-free models) only a weight.
+        let norm = if self.linear_bias { 2.0 * h } else { h };
+        let mut attention = self.attention_params();
+        let mut ffn_one = self.ffn_params_one();
+        if self.linear_bias {
+            attention += h + 2.0 * self.kv_dim() + h;
+            ffn_one += f64::from(self.ffn) * (self.ffn_act.n_matrices() as f64 - 1.0) + h;
+        }
+        let (ffn_all, ffn_active) = match self.moe {
+            Some(moe) => {
+                let router = h * f64::from(moe.experts);
+                (
+                    ffn_one * f64::from(moe.experts) + router,
+                    ffn_one * f64::from(moe.top_k) + router,
+                )
+            }
+            None => (ffn_one, ffn_one),
+        };
+        let per_layer = attention + ffn_all + 2.0 * norm;
+        let per_layer_active = attention + ffn_active + 2.0 * norm;
+        let l = f64::from(self.n_layers);
+        let layers = per_layer * l;
+        let total = embedding + output + layers + norm;
+        let active = embedding + output + per_layer_active * l + norm;
+        ParamCounts {
+            embedding,
+            output,
+            layers,
+            per_layer,
+            final_norm: norm,
+            total,
+            active,
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// GPT-3 175B (Brown et al. 2020, Table 2.1).
+    pub fn gpt3_175b() -> Model {
+        Model {
+            id: "gpt3-175b".into(),
+            n_layers: 96,
+            hidden: 12288,
+            n_heads: 96,
+            n_kv_heads: 96,
+            ffn: 4 * 12288,
+            vocab: 50257,
+            max_seq_len: 2048,
+            ffn_act: FfnActivation::Gelu,
+            tied_embeddings: true,
+            positions: Positions::Learned,
+            linear_bias: true,
+            dropout: true,
+            moe: None,
+        }
+    }
+
+    /// Llama 3 70B (Meta, Llama 3 model card / params.json).
+    pub fn llama3_70b() -> Model {
+        Model {
+            id: "llama3-70b".into(),
+            n_layers: 80,
+            hidden: 8192,
+            n_heads: 64,
+            n_kv_heads: 8,
+            ffn: 28672,
+            vocab: 128256,
+            max_seq_len: 8192,
+            ffn_act: FfnActivation::Swiglu,
+            tied_embeddings: false,
+            positions: Positions::Rotary,
+            linear_bias: false,
+            dropout: false,
+            moe: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+
+    fn within(actual: f64, expected: f64, rel: f64) -> bool {
+        ((actual - expected) / expected).abs() <= rel
+    }
+
+    #[test]
+    fn gpt3_has_175b_parameters() {
+        let p = gpt3_175b().params();
+        assert!(within(p.total, 175e9, 0.01), "{}", p.total);
+    }
+
+    #[test]
+    fn llama3_70b_has_70_6b_parameters() {
+        let p = llama3_70b().params();
+        assert!(within(p.total, 70.6e9, 0.01), "{}", p.total);
+    }
+
+    #[test]
+    fn moe_activates_top_k_experts() {
+        let mut m = llama3_70b();
+        m.moe = Some(Moe {
+            experts: 8,
+            top_k: 2,
+        });
+        let p = m.params();
+        assert!(p.total > 3.0 * p.active);
+        assert!(m.validate().is_ok());
+        m.moe = Some(Moe {
+            experts: 2,
+            top_k: 3,
+        });
+        assert!(m.validate().is_err());
+    }
+
+    #[test]
+    fn validation_rejects_bad_heads() {
+        let mut m = gpt3_175b();
+        m.n_heads = 7;
+        assert!(matches!(
+            m.validate(),
+            Err(ModelError::HeadsDoNotDivideHidden { .. })
+        ));
+        let mut m = llama3_70b();
+        m.n_kv_heads = 3;
+        assert!(matches!(m.validate(), Err(ModelError::KvHeads { .. })));
+        m.n_kv_heads = 0;
+        assert!(matches!(
+            m.validate(),
+            Err(ModelError::Zero {
+                field: "n_kv_heads"
+            })
+        ));
+    }
+}

@@ -1,0 +1,124 @@
+//! Parallel training strategies and the cost model that prices them.
+//!
+//! One pure function sits at the centre of trainplan: [`estimate`] takes a [`Model`], a
+//! [`Cluster`], a [`Job`] and one [`Strategy`] and returns an [`Estimate`] (memory per GPU and
+//! time per step, both broken down, with throughput and MFU) or an [`Infeasible`] value saying
+//! why the strategy cannot run. [`evaluate`] is the same without the memory verdict, for callers
+//! that want the numbers of a plan that does not fit (validation, explanations).
+//!
+//! Roles:
+//! - [`Strategy`]: the layout (dp × tp × pp × cp × ep, virtual stages, micro-batch, ZeRO stage,
+//!   recomputation, sequence parallelism), validated by [`Strategy::check`].
+//! - [`Job`]: what is trained (sequence length, global batch, tokens, precision).
+//! - `memory` and `time`: the two halves of the cost model, each formula citing its source.
+//!
+//! The crate does no I/O, spawns no threads and allocates nothing on the `estimate` path: the
+//! sweep calls it millions of times.
+
+mod errors;
+mod memory;
+mod strategy;
+mod time;
+
+pub use errors::Infeasible;
+pub use memory::MemoryBreakdown;
+pub use strategy::{Job, Precision, Strategy};
+pub use time::{Bottleneck, TimeBreakdown};
+pub use trainplan_model::Recompute;
+
+use trainplan_hardware::Cluster;
+use trainplan_model::Model;
+use trainplan_units::{Flops, Seconds};
+
+/// The predicted cost of one strategy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Estimate {
+    /// Memory per GPU on the most loaded pipeline stage.
+    pub memory: MemoryBreakdown,
+    /// Time of one optimizer step.
+    pub time: TimeBreakdown,
+    /// Micro-batches per optimizer step on each pipeline (gradient accumulation steps).
+    pub grad_accum: u32,
+    /// Tokens trained per second by the whole job.
+    pub tokens_per_s: f64,
+    /// Tokens per second per GPU.
+    pub tokens_per_s_per_gpu: f64,
+    /// Model FLOPs utilisation: model FLOPs (no recomputation, attention as 12·l·h·s per token,
+    /// PaLM appendix B) per second over the dense peak of the precision in use.
+    pub mfu: f64,
+    /// Hardware FLOPs utilisation: as MFU, counting recomputed FLOPs.
+    pub hfu: f64,
+    /// Model FLOPs per token.
+    pub model_flops_per_token: Flops,
+    /// What limits this plan most.
+    pub bottleneck: Bottleneck,
+}
+
+impl Estimate {
+    /// True when the plan's peak memory fits the accelerator.
+    #[inline]
+    pub fn fits(&self) -> bool {
+        self.memory.fits()
+    }
+
+    /// Wall-clock seconds to train `tokens` at this rate.
+    #[inline]
+    pub fn train_time(&self, tokens: f64) -> Seconds {
+        Seconds(tokens / self.tokens_per_s)
+    }
+}
+
+/// Prices `strategy` without the memory verdict: the numbers are returned even when the plan
+/// does not fit. Errors only for layouts that cannot be built at all.
+pub fn evaluate(
+    model: &Model,
+    cluster: &Cluster,
+    job: &Job,
+    strategy: &Strategy,
+) -> Result<Estimate, Infeasible> {
+    strategy.check(model, cluster, job)?;
+    let memory = memory::memory(model, cluster, job, strategy);
+    let (time, grad_accum) = time::step_time(model, cluster, job, strategy);
+    let flops = model.flops_per_token(job.seq_len);
+    let tokens_per_step = f64::from(job.global_batch) * f64::from(job.seq_len);
+    let tokens_per_s = tokens_per_step / time.step.get();
+    let n_gpus = f64::from(cluster.n_gpus);
+    let tokens_per_s_per_gpu = tokens_per_s / n_gpus;
+    let peak = cluster.peak_or_bf16(job.precision.matmul_dtype());
+    let mfu = flops.model().get() * tokens_per_s_per_gpu / peak.get();
+    let hfu = flops.hardware(strategy.recompute).get() * tokens_per_s_per_gpu / peak.get();
+    let bottleneck = time::bottleneck(&time, &memory);
+    Ok(Estimate {
+        memory,
+        time,
+        grad_accum,
+        tokens_per_s,
+        tokens_per_s_per_gpu,
+        mfu,
+        hfu,
+        model_flops_per_token: flops.model(),
+        bottleneck,
+    })
+}
+
+/// Prices `strategy` and rejects it when it does not fit in memory.
+#[inline]
+pub fn estimate(
+    model: &Model,
+    cluster: &Cluster,
+    job: &Job,
+    strategy: &Strategy,
+) -> Result<Estimate, Infeasible> {
+    let e = evaluate(model, cluster, job, strategy)?;
+    if e.fits() {
+        Ok(e)
+    } else {
+        Err(Infeasible::OutOfMemory {
+            needed: e.memory.total,
+            capacity: e.memory.capacity,
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing;

@@ -1,0 +1,223 @@
+//! Memory per GPU: model states, activations, communication buffers and a reserve.
+//!
+//! Model states follow Rajbhandari et al. 2020 (ZeRO, section 3): mixed-precision Adam keeps
+//! 16-bit weights, gradients (fp32 here when accumulated in fp32), and 12 bytes of fp32 master
+//! weights and moments per parameter; stage 1 shards the 12 bytes over the data-parallel group,
+//! stage 2 the gradients too, stage 3 the weights as well (FSDP full shard keeps the fp32 shard
+//! as the master copy and gathers 16-bit layers on demand, Zhao et al. 2023, section 3).
+//! Activations follow Korthikanti et al. 2022 (see `trainplan_model::memory`), times the
+//! micro-batches in flight on the first pipeline stage.
+
+use crate::{Job, Strategy};
+use trainplan_hardware::Cluster;
+use trainplan_model::{ActivationConfig, Model, Recompute};
+use trainplan_units::{Bytes, GIB};
+
+/// Bytes of fp32 master weights plus Adam's two fp32 moments per parameter.
+const OPTIMIZER_BYTES_PER_PARAM: f64 = 12.0;
+/// Bytes of a 16-bit weight.
+const WEIGHT_BYTES: f64 = 2.0;
+/// CUDA context, cuBLAS workspaces and NCCL channel buffers that exist before the first tensor
+/// (PyTorch reports ~0.5-1 GiB of non-tensor memory per process on A100/H100).
+const RUNTIME_OVERHEAD_BYTES: f64 = 0.75 * GIB;
+/// Fraction of the activation and buffer peak lost to caching-allocator fragmentation
+/// (PyTorch's reserved minus allocated, typically 5-15% in long training runs).
+const FRAGMENTATION_FRACTION: f64 = 0.08;
+
+/// Memory per GPU on the most loaded pipeline stage.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MemoryBreakdown {
+    /// 16-bit weights kept resident.
+    pub weights: Bytes,
+    /// Gradients.
+    pub gradients: Bytes,
+    /// fp32 master weights and Adam moments.
+    pub optimizer: Bytes,
+    /// Activations kept for backward, over every micro-batch in flight.
+    pub activations: Bytes,
+    /// Gathered parameters and unsharded gradients in flight (ZeRO-3), pipeline send buffers.
+    pub comm_buffers: Bytes,
+    /// Runtime overhead and allocator fragmentation.
+    pub reserve: Bytes,
+    /// Sum of the above.
+    pub total: Bytes,
+    /// HBM of one accelerator.
+    pub capacity: Bytes,
+}
+
+impl MemoryBreakdown {
+    /// True when the total fits the capacity.
+    #[inline]
+    pub fn fits(&self) -> bool {
+        self.total.get() <= self.capacity.get()
+    }
+
+    /// Model states only (weights, gradients, optimizer).
+    #[inline]
+    pub fn model_states(&self) -> Bytes {
+        self.weights + self.gradients + self.optimizer
+    }
+}
+
+/// Parameters one GPU holds on the first and on the last pipeline stage (after tp and ep).
+#[inline]
+pub(crate) fn stage_params(model: &Model, s: &Strategy) -> (f64, f64, f64) {
+    let p = model.params();
+    let tp = f64::from(s.tp);
+    let layers = f64::from(s.max_layers_per_rank(model));
+    let per_layer = match model.moe {
+        Some(moe) => {
+            let experts = model.ffn_params_one() * f64::from(moe.experts);
+            (p.per_layer - experts) / tp + experts / (tp * f64::from(s.ep))
+        }
+        None => p.per_layer / tp,
+    };
+    let body = layers * per_layer;
+    // Tied embeddings: the last stage keeps its own copy of the table for the output layer.
+    let output = if model.tied_embeddings {
+        p.embedding
+    } else {
+        p.output
+    };
+    let (first, last) = if s.pp == 1 {
+        let both = body + (p.embedding + p.output + p.final_norm) / tp;
+        (both, both)
+    } else {
+        (body + p.embedding / tp, body + (output + p.final_norm) / tp)
+    };
+    (first, last, per_layer)
+}
+
+pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> MemoryBreakdown {
+    let (first_params, last_params, per_layer_params) = stage_params(model, s);
+    let shard = f64::from(s.dp) * f64::from(s.cp);
+    let states = |params: f64| -> (Bytes, Bytes, Bytes) {
+        let weights = if s.zero >= 3 {
+            0.0
+        } else {
+            WEIGHT_BYTES * params
+        };
+        let grads = job.grad_bytes * params / if s.zero >= 2 { shard } else { 1.0 };
+        let opt = OPTIMIZER_BYTES_PER_PARAM * params / if s.zero >= 1 { shard } else { 1.0 };
+        (Bytes(weights), Bytes(grads), Bytes(opt))
+    };
+
+    let seq = job.seq_len / s.cp;
+    let cfg = ActivationConfig {
+        seq_len: seq,
+        micro_batch: s.micro_batch,
+        tp: s.tp,
+        sequence_parallel: s.sp_active(),
+        recompute: s.recompute,
+        flash_attention: s.flash_attention,
+    };
+    let per_layer = model.activation_bytes_per_layer(&cfg);
+    let layers = f64::from(s.max_layers_per_rank(model));
+    let m = s.micro_batches(job);
+    // 1F1B keeps p micro-batches in flight on the first stage; interleaving adds
+    // (1 + (p-1)/(p·v)) (Korthikanti et al. 2022, section 4.2.3).
+    let in_flight = f64::from(s.pp.min(m).max(1));
+    let interleave = if s.vpp > 1 {
+        let (p, v) = (f64::from(s.pp), f64::from(s.vpp));
+        1.0 + (p - 1.0) / (p * v)
+    } else {
+        1.0
+    };
+    let stored = per_layer * (layers * in_flight * interleave);
+    // During backward one layer at a time is rematerialised in full (recomputation's working set).
+    let working = if s.recompute == Recompute::None {
+        Bytes::ZERO
+    } else {
+        let full = ActivationConfig {
+            recompute: if s.recompute == Recompute::Full {
+                Recompute::None
+            } else {
+                s.recompute
+            },
+            ..cfg
+        };
+        model.activation_bytes_per_layer(&full)
+    };
+    let logits = model.logits_bytes(seq, s.micro_batch, s.tp);
+    let sbh = f64::from(seq) * f64::from(s.micro_batch) * f64::from(model.hidden);
+
+    // ZeRO-3 gathers a layer's 16-bit weights ahead of use (current + prefetched) and holds one
+    // layer's unsharded gradients before reduce-scatter.
+    let zero3_buffers = if s.zero >= 3 {
+        per_layer_params * (2.0 * WEIGHT_BYTES + job.grad_bytes)
+    } else {
+        0.0
+    };
+    // Pipeline send/receive buffers: one activation tensor each way.
+    let p2p = if s.pp > 1 {
+        2.0 * 2.0 * sbh / f64::from(s.tp)
+    } else {
+        0.0
+    };
+
+    let stage = |params: f64, activations: Bytes| -> MemoryBreakdown {
+        let (weights, gradients, optimizer) = states(params);
+        let comm_buffers = Bytes(zero3_buffers + p2p);
+        let dynamic = activations + comm_buffers;
+        let reserve = Bytes(RUNTIME_OVERHEAD_BYTES) + dynamic * FRAGMENTATION_FRACTION;
+        let total = weights + gradients + optimizer + dynamic + reserve;
+        MemoryBreakdown {
+            weights,
+            gradients,
+            optimizer,
+            activations,
+            comm_buffers,
+            reserve,
+            total,
+            capacity: cluster.accelerator.hbm_capacity,
+        }
+    };
+    if s.pp == 1 {
+        return stage(first_params, stored + working + logits);
+    }
+    let first = stage(first_params, stored + working);
+    // The last stage holds one micro-batch of its layers in flight, plus the logits.
+    let last = stage(
+        last_params,
+        per_layer * (layers * interleave) + working + logits,
+    );
+    if last.total.get() > first.total.get() {
+        last
+    } else {
+        first
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{a100, gpt3, job, strategy};
+
+    #[test]
+    fn megatron_tp8_pp16_gpt3_fits_a100_80gb() {
+        // Narayanan et al. 2021 trained GPT-3 175B at tp 8 pp 16 with full recomputation on 80 GB.
+        let mut s = strategy(8, 8, 16);
+        s.recompute = Recompute::Full;
+        s.zero = 0;
+        let m = memory(&gpt3(), &a100(1024), &job(1536), &s);
+        assert!(m.fits(), "{:.1} GiB", m.total.gib());
+        // 175B / 128 model-parallel ranks ≈ 1.37B params; 18 bytes each ≈ 24.6 GB of states.
+        let states_gb = m.model_states().gb();
+        assert!((20.0..30.0).contains(&states_gb), "{states_gb}");
+    }
+
+    #[test]
+    fn zero_stages_shard_states() {
+        let model = gpt3();
+        let cluster = a100(1024);
+        let job = job(1536);
+        let mut last = f64::INFINITY;
+        for zero in 0..=3 {
+            let mut s = strategy(8, 8, 16);
+            s.zero = zero;
+            let m = memory(&model, &cluster, &job, &s);
+            assert!(m.model_states().get() < last, "stage {zero}");
+            last = m.model_states().get();
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! The layout of one training run and the job it trains.
+
+use crate::Infeasible;
+use trainplan_hardware::{Cluster, Dtype};
+use trainplan_model::{Model, Recompute};
+
+/// Training precision: 16-bit weights and activations with fp32 master weights and Adam moments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Precision {
+    /// bf16 mixed precision.
+    Bf16,
+    /// fp16 mixed precision (with loss scaling).
+    Fp16,
+    /// fp8 matrix products in the linear layers, bf16 elsewhere (Transformer Engine, torchao).
+    Fp8,
+}
+
+impl Precision {
+    /// The name used in files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::Bf16 => "bf16",
+            Precision::Fp16 => "fp16",
+            Precision::Fp8 => "fp8",
+        }
+    }
+
+    /// Tensor-core type of the linear layers.
+    #[inline]
+    pub fn matmul_dtype(self) -> Dtype {
+        match self {
+            Precision::Bf16 => Dtype::Bf16,
+            Precision::Fp16 => Dtype::Fp16,
+            Precision::Fp8 => Dtype::Fp8,
+        }
+    }
+
+    /// Tensor-core type of everything that is not a linear layer (attention, norms).
+    #[inline]
+    pub fn other_dtype(self) -> Dtype {
+        match self {
+            Precision::Fp16 => Dtype::Fp16,
+            Precision::Bf16 | Precision::Fp8 => Dtype::Bf16,
+        }
+    }
+}
+
+/// What is trained: sequence length, batch, tokens and precision.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Job {
+    /// Tokens per sequence.
+    pub seq_len: u32,
+    /// Sequences per optimizer step.
+    pub global_batch: u32,
+    /// Tokens to train on in total.
+    pub tokens: f64,
+    /// Mixed-precision mode.
+    pub precision: Precision,
+    /// Bytes per gradient element kept and reduced (4 = fp32 accumulation, Megatron's default for
+    /// bf16 and FSDP's fp32 reduce; 2 = 16-bit gradients).
+    pub grad_bytes: f64,
+}
+
+/// One parallel layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Strategy {
+    /// Data-parallel degree (the ZeRO/FSDP sharding group).
+    pub dp: u32,
+    /// Tensor-parallel degree.
+    pub tp: u32,
+    /// Pipeline-parallel degree.
+    pub pp: u32,
+    /// Context-parallel degree (the sequence split across ranks).
+    pub cp: u32,
+    /// Expert-parallel degree (MoE only; carved out of dp × cp).
+    pub ep: u32,
+    /// Virtual pipeline stages (model chunks) per pipeline rank; 1 = plain 1F1B.
+    pub vpp: u32,
+    /// Micro-batch in sequences.
+    pub micro_batch: u32,
+    /// ZeRO stage: 0 none, 1 optimizer states, 2 + gradients, 3 + parameters (FSDP full shard).
+    pub zero: u8,
+    /// Activation recomputation.
+    pub recompute: Recompute,
+    /// Megatron sequence parallelism (only meaningful with tp > 1).
+    pub sequence_parallel: bool,
+    /// Fused attention that never stores the s×s scores.
+    pub flash_attention: bool,
+}
+
+impl Strategy {
+    /// Micro-batches per optimizer step on each pipeline: `global_batch / (dp · micro_batch)`.
+    #[inline]
+    pub fn micro_batches(&self, job: &Job) -> u32 {
+        job.global_batch / (self.dp.max(1) * self.micro_batch.max(1))
+    }
+
+    /// Checks every rule that does not need the cost model.
+    pub fn check(&self, model: &Model, cluster: &Cluster, job: &Job) -> Result<(), Infeasible> {
+        for (field, v) in [
+            ("dp", self.dp),
+            ("tp", self.tp),
+            ("pp", self.pp),
+            ("cp", self.cp),
+            ("ep", self.ep),
+            ("vpp", self.vpp),
+            ("micro_batch", self.micro_batch),
+        ] {
+            if v == 0 {
+                return Err(Infeasible::ZeroDegree { field });
+            }
+        }
+        if self.zero > 3 {
+            return Err(Infeasible::ZeroStage { zero: self.zero });
+        }
+        let product =
+            u64::from(self.dp) * u64::from(self.tp) * u64::from(self.pp) * u64::from(self.cp);
+        if product != u64::from(cluster.n_gpus) {
+            return Err(Infeasible::GpuCount {
+                dp: self.dp,
+                tp: self.tp,
+                pp: self.pp,
+                cp: self.cp,
+                product,
+                n_gpus: cluster.n_gpus,
+            });
+        }
+        if model.n_heads % self.tp != 0 {
+            return Err(Infeasible::TpHeads {
+                tp: self.tp,
+                n_heads: model.n_heads,
+            });
+        }
+        if model.ffn % self.tp != 0 {
+            return Err(Infeasible::TpFfn {
+                tp: self.tp,
+                ffn: model.ffn,
+            });
+        }
+        let chunks = u64::from(self.pp) * u64::from(self.vpp);
+        if chunks > u64::from(model.n_layers) {
+            return Err(Infeasible::TooFewLayers {
+                pp: self.pp,
+                vpp: self.vpp,
+                n_layers: model.n_layers,
+            });
+        }
+        let per_step = u64::from(self.dp) * u64::from(self.micro_batch);
+        if per_step == 0
+            || u64::from(job.global_batch) % per_step != 0
+            || u64::from(job.global_batch) < per_step
+        {
+            return Err(Infeasible::Batch {
+                global_batch: job.global_batch,
+                dp: self.dp,
+                micro_batch: self.micro_batch,
+            });
+        }
+        let m = self.micro_batches(job);
+        if self.vpp > 1 && (self.pp == 1 || m % self.pp != 0) {
+            return Err(Infeasible::Interleaving {
+                vpp: self.vpp,
+                pp: self.pp,
+                micro_batches: m,
+            });
+        }
+        if job.seq_len % self.cp != 0 {
+            return Err(Infeasible::CpSeq {
+                cp: self.cp,
+                seq_len: job.seq_len,
+            });
+        }
+        let dp_cp = self.dp * self.cp;
+        match model.moe {
+            Some(moe) if self.ep > 1 => {
+                if moe.experts % self.ep != 0 || dp_cp % self.ep != 0 {
+                    return Err(Infeasible::Ep {
+                        ep: self.ep,
+                        experts: moe.experts,
+                        dp_cp,
+                    });
+                }
+            }
+            None if self.ep > 1 => {
+                return Err(Infeasible::Ep {
+                    ep: self.ep,
+                    experts: 0,
+                    dp_cp,
+                });
+            }
+            _ => {}
+        }
+        if job.precision == Precision::Fp8 && cluster.accelerator.fp8_peak.is_none() {
+            return Err(Infeasible::NoFp8);
+        }
+        if model.positions == trainplan_model::Positions::Learned && job.seq_len > model.max_seq_len
+        {
+            return Err(Infeasible::SeqLen {
+                seq_len: job.seq_len,
+                max_seq_len: model.max_seq_len,
+            });
+        }
+        Ok(())
+    }
+
+    /// Layers held by the most loaded pipeline rank (all its virtual chunks): uneven splits put
+    /// the extra layers on the first ranks.
+    #[inline]
+    pub fn max_layers_per_rank(&self, model: &Model) -> u32 {
+        model.n_layers.div_ceil(self.pp * self.vpp) * self.vpp
+    }
+
+    /// Sequence parallelism in effect (it needs tp > 1).
+    #[inline]
+    pub fn sp_active(&self) -> bool {
+        self.sequence_parallel && self.tp > 1
+    }
+}

@@ -1,0 +1,319 @@
+//! Time of one optimizer step: compute, exposed communication, pipeline bubble, optimizer.
+//!
+//! Per micro-batch, each pipeline rank runs forward and backward over its layers: matrix products
+//! at a shape-dependent fraction of the dense peak, attention at its own kernel efficiency, and
+//! memory-bound element-wise work at HBM speed. Tensor-parallel collectives sit on the critical
+//! path (Narayanan et al. 2021, section 2.3: two all-reduces per layer in forward, two in
+//! backward); the 1F1B schedule adds a bubble of (p-1)/v micro-batch times (Narayanan et al. 2021,
+//! section 2.2); data-parallel gradient reduction overlaps the last micro-batch's backward (Li et
+//! al. 2020, "PyTorch Distributed", section 3.2.3), and ZeRO-3 gathers overlap each micro-batch's
+//! compute (Zhao et al. 2023, "PyTorch FSDP", section 3.3).
+
+use crate::memory::stage_params;
+use crate::{Job, MemoryBreakdown, Strategy};
+use trainplan_hardware::{Cluster, Collective, Group};
+use trainplan_model::{Model, Recompute};
+use trainplan_units::{Bytes, Flops, Seconds};
+
+/// Bytes of a 16-bit activation or weight element on the wire.
+const ACT_BYTES: f64 = 2.0;
+/// Bytes each Adam update reads and writes per parameter: gradient (4), master weight, two
+/// moments (3 × 4 read + 3 × 4 written) and the new 16-bit weight (2).
+const OPTIMIZER_TRAFFIC_BYTES: f64 = 30.0;
+/// Element-wise HBM traffic per token per layer, in units of (hidden + ffn) 16-bit elements, for
+/// forward plus backward: norms, residual adds, activation functions, rotary, bias and dropout
+/// each read and write full activations (Ivanov et al. 2021, "Data Movement Is All You Need",
+/// Table 1: element-wise and normalisation operators move most of a transformer layer's bytes).
+const ELEMENTWISE_ELEMENTS_FACTOR: f64 = 12.0;
+
+/// Time of one optimizer step, broken down.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimeBreakdown {
+    /// Forward, backward and recomputation on the busiest pipeline rank, all micro-batches.
+    pub compute: Seconds,
+    /// Tensor-parallel collectives on the critical path.
+    pub tp_comm: Seconds,
+    /// Context-parallel exchange not hidden behind attention.
+    pub cp_comm: Seconds,
+    /// Pipeline point-to-point sends.
+    pub pp_comm: Seconds,
+    /// Data-parallel (and ZeRO) communication not hidden behind compute.
+    pub dp_comm: Seconds,
+    /// Pipeline bubble (idle time of a rank during fill and drain).
+    pub bubble: Seconds,
+    /// Optimizer update.
+    pub optimizer: Seconds,
+    /// Whole step.
+    pub step: Seconds,
+}
+
+impl TimeBreakdown {
+    /// Communication on the critical path.
+    #[inline]
+    pub fn exposed_comm(&self) -> Seconds {
+        self.tp_comm + self.cp_comm + self.pp_comm + self.dp_comm
+    }
+}
+
+/// The largest cost of a plan besides useful compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Bottleneck {
+    /// Compute dominates: the plan is as good as its kernels.
+    Compute,
+    /// Tensor-parallel collectives.
+    TensorComm,
+    /// Context-parallel exchange.
+    ContextComm,
+    /// Pipeline sends.
+    PipelineComm,
+    /// Data-parallel gradient and parameter traffic.
+    DataComm,
+    /// Pipeline bubble.
+    Bubble,
+    /// Optimizer step.
+    Optimizer,
+    /// Memory is nearly full (over 95%): the plan cannot grow its micro-batch.
+    Memory,
+}
+
+impl Bottleneck {
+    /// Short name for output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bottleneck::Compute => "compute",
+            Bottleneck::TensorComm => "tp_comm",
+            Bottleneck::ContextComm => "cp_comm",
+            Bottleneck::PipelineComm => "pp_comm",
+            Bottleneck::DataComm => "dp_comm",
+            Bottleneck::Bubble => "bubble",
+            Bottleneck::Optimizer => "optimizer",
+            Bottleneck::Memory => "memory",
+        }
+    }
+}
+
+pub(crate) fn bottleneck(t: &TimeBreakdown, m: &MemoryBreakdown) -> Bottleneck {
+    let overheads = [
+        (t.tp_comm, Bottleneck::TensorComm),
+        (t.cp_comm, Bottleneck::ContextComm),
+        (t.pp_comm, Bottleneck::PipelineComm),
+        (t.dp_comm, Bottleneck::DataComm),
+        (t.bubble, Bottleneck::Bubble),
+        (t.optimizer, Bottleneck::Optimizer),
+    ];
+    let mut worst = (Seconds::ZERO, Bottleneck::Compute);
+    for (v, b) in overheads {
+        if v.get() > worst.0.get() {
+            worst = (v, b);
+        }
+    }
+    // An overhead above 15% of the step binds before compute does.
+    if worst.0.get() > 0.15 * t.step.get() {
+        worst.1
+    } else if m.total.get() > 0.95 * m.capacity.get() {
+        Bottleneck::Memory
+    } else {
+        Bottleneck::Compute
+    }
+}
+
+/// Time of one micro-batch's forward and backward on one pipeline rank, by part.
+struct MicroBatch {
+    compute: Seconds,
+    backward: Seconds,
+    tp: Seconds,
+    cp: Seconds,
+    pp: Seconds,
+}
+
+fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> MicroBatch {
+    let eff = &cluster.accelerator.efficiency;
+    let tp = f64::from(s.tp);
+    let seq = f64::from(job.seq_len);
+    let tokens = f64::from(s.micro_batch) * seq / f64::from(s.cp);
+    let h = f64::from(model.hidden);
+    let layers = f64::from(s.max_layers_per_rank(model));
+
+    // Matrix products with weights, per layer, forward (2 FLOPs per weight per token).
+    let ffn_active = match model.moe {
+        Some(moe) => model.ffn_params_one() * f64::from(moe.top_k) + h * f64::from(moe.experts),
+        None => model.ffn_params_one(),
+    };
+    let mm_fwd = Flops(2.0 * tokens * (model.attention_params() + ffn_active) / tp);
+    // Attention scores and values, forward: 4·s·h per token over the full square, halved by a
+    // causal fused kernel that skips masked blocks (Dao 2023, FlashAttention-2, section 3.1).
+    let causal = if s.flash_attention { 0.5 } else { 1.0 };
+    let attn_fwd = Flops(4.0 * tokens * seq * h * causal / tp);
+    let logits_fwd = Flops(2.0 * tokens * h * f64::from(model.vocab) / tp);
+
+    // Shape efficiency: a product with a small dimension wastes tiles (the per-GPU hidden slice
+    // h/tp and the tokens of a micro-batch are the dimensions that shrink).
+    let shape = 1.0 / (1.0 + eff.matmul_half_dim / (h / tp) + eff.matmul_half_dim / tokens);
+    let mm_peak = cluster.peak_or_bf16(job.precision.matmul_dtype());
+    let mm_fraction = if job.precision == crate::Precision::Fp8 {
+        eff.fp8_matmul_fraction
+    } else {
+        eff.matmul_fraction
+    };
+    let mm_rate = mm_peak * (mm_fraction * shape);
+    let other_peak = cluster.peak_or_bf16(job.precision.other_dtype());
+    let attn_rate = other_peak * eff.attention_fraction;
+    let logits_rate = other_peak * (eff.matmul_fraction * shape);
+
+    // Backward is twice the forward for products (Narayanan et al. 2021, section 5.1); a fused
+    // attention backward recomputes the scores, 2.5× its forward (Dao 2023, section 3.1.2).
+    let attn_bwd_factor = if s.flash_attention { 2.5 } else { 2.0 };
+    let (mm_recompute, attn_recompute) = match s.recompute {
+        Recompute::None => (0.0, 0.0),
+        Recompute::Selective => (0.0, if s.flash_attention { 0.0 } else { 1.0 }),
+        Recompute::Full => (1.0, 1.0),
+    };
+    let mm_t = mm_fwd / mm_rate;
+    let attn_t = attn_fwd / attn_rate;
+    let layer_fwd = mm_t + attn_t;
+    let layer_bwd = mm_t * (2.0 + mm_recompute) + attn_t * (attn_bwd_factor + attn_recompute);
+
+    // Memory-bound element-wise work at HBM speed.
+    let ffn_width = f64::from(model.ffn) * model.moe.map_or(1.0, |m| f64::from(m.top_k));
+    let elem_bytes = Bytes(ELEMENTWISE_ELEMENTS_FACTOR * ACT_BYTES * tokens * (h + ffn_width / tp));
+    let elem_t = elem_bytes / (cluster.accelerator.hbm_bandwidth * eff.hbm_fraction);
+    let elem_fwd = elem_t * (1.0 / 3.0);
+    let elem_bwd = elem_t * ((2.0 + mm_recompute) / 3.0);
+
+    let logits_t = logits_fwd / logits_rate;
+    let fwd = (layer_fwd + elem_fwd) * layers + logits_t;
+    let bwd = (layer_bwd + elem_bwd) * layers + logits_t * 2.0;
+
+    // Tensor parallelism: per layer two all-reduces forward and two backward of the b·s·h
+    // activation (Narayanan et al. 2021, section 2.3), plus two more when full recomputation reruns
+    // the forward; with sequence parallelism each becomes an all-gather plus a reduce-scatter of
+    // the same bus volume (Korthikanti et al. 2022, section 4.2.2).
+    let tp_group = Group {
+        size: s.tp,
+        stride: 1,
+    };
+    let act = Bytes(tokens * h * ACT_BYTES);
+    let tp_one = if s.sp_active() {
+        cluster.collective_time(Collective::AllGather, act, tp_group)
+            + cluster.collective_time(Collective::ReduceScatter, act, tp_group)
+    } else {
+        cluster.collective_time(Collective::AllReduce, act, tp_group)
+    };
+    let tp_per_layer = tp_one * (4.0 + 2.0 * mm_recompute);
+    let tp_t = tp_per_layer * layers;
+
+    // Context parallelism: ring attention passes K and V around the cp ranks in forward and
+    // their gradients in backward, overlapped with the attention blocks (Liu et al. 2023,
+    // "Ring Attention", section 3).
+    let cp_t = if s.cp > 1 {
+        let kv = Bytes(2.0 * tokens * model.kv_dim() * ACT_BYTES / tp);
+        let cp_group = Group {
+            size: s.cp,
+            stride: s.tp,
+        };
+        let ring = cluster.collective_time(Collective::AllGather, kv * f64::from(s.cp), cp_group);
+        let comm = ring * (1.0 + 2.0 + attn_recompute);
+        let hidden_by = attn_t * (1.0 + attn_bwd_factor + attn_recompute);
+        (comm - hidden_by).max(Seconds::ZERO) * layers
+    } else {
+        Seconds::ZERO
+    };
+
+    // Pipeline: each model chunk receives activations forward and gradients backward; Megatron's
+    // scatter-gather sends 1/t of the tensor when sequence parallel (Narayanan et al. 2021, 4.1).
+    let pp_t = if s.pp > 1 {
+        let msg = if s.sp_active() { act * (1.0 / tp) } else { act };
+        let group = Group {
+            size: 2,
+            stride: s.tp * s.cp * s.dp,
+        };
+        cluster.collective_time(Collective::SendRecv, msg, group) * (2.0 * f64::from(s.vpp))
+    } else {
+        Seconds::ZERO
+    };
+
+    MicroBatch {
+        compute: fwd + bwd,
+        backward: bwd,
+        tp: tp_t,
+        cp: cp_t,
+        pp: pp_t,
+    }
+}
+
+pub(crate) fn step_time(
+    model: &Model,
+    cluster: &Cluster,
+    job: &Job,
+    s: &Strategy,
+) -> (TimeBreakdown, u32) {
+    let m = s.micro_batches(job);
+    let mf = f64::from(m);
+    let mb = micro_batch(model, cluster, job, s);
+    let per_mb = mb.compute + mb.tp + mb.cp + mb.pp;
+    // 1F1B: (m + (p-1)/v) micro-batch times per step (Narayanan et al. 2021, section 2.2.2).
+    let bubble = per_mb * ((f64::from(s.pp) - 1.0) / f64::from(s.vpp));
+
+    // Data parallelism over every rank holding the same weights: dp × cp, stride tp.
+    let (first, last, _) = stage_params(model, s);
+    let params = first.max(last);
+    let dp_group = Group {
+        size: s.dp * s.cp,
+        stride: s.tp,
+    };
+    let grads = Bytes(params * job.grad_bytes);
+    let weights = Bytes(params * ACT_BYTES);
+    let dp_t = match s.zero {
+        0 => {
+            let ar = cluster.collective_time(Collective::AllReduce, grads, dp_group);
+            (ar - mb.backward).max(Seconds::ZERO)
+        }
+        1 | 2 => {
+            // Reduce-scatter of gradients during the last backward, all-gather of the updated
+            // weights overlapped with the next forward (Megatron distributed optimizer).
+            let rs = cluster.collective_time(Collective::ReduceScatter, grads, dp_group);
+            let ag = cluster.collective_time(Collective::AllGather, weights, dp_group);
+            (rs - mb.backward).max(Seconds::ZERO)
+                + (ag - (mb.compute - mb.backward)).max(Seconds::ZERO)
+        }
+        _ => {
+            // FSDP: gather weights for forward and again for backward, reduce-scatter gradients,
+            // every micro-batch; each hides behind that micro-batch's compute except the first
+            // layer's gather.
+            let ag = cluster.collective_time(Collective::AllGather, weights, dp_group);
+            let rs = cluster.collective_time(Collective::ReduceScatter, grads, dp_group);
+            let comm = ag * 2.0 + rs;
+            let layers = f64::from(s.max_layers_per_rank(model));
+            let exposed = (comm - mb.compute).max(Seconds::ZERO) + comm * (1.0 / layers);
+            exposed * mf
+        }
+    };
+
+    let shard = if s.zero >= 1 {
+        f64::from(s.dp * s.cp)
+    } else {
+        1.0
+    };
+    let eff = &cluster.accelerator.efficiency;
+    let optimizer = Bytes(OPTIMIZER_TRAFFIC_BYTES * params / shard)
+        / (cluster.accelerator.hbm_bandwidth * eff.hbm_fraction);
+
+    let compute = mb.compute * mf;
+    let tp_comm = mb.tp * mf;
+    let cp_comm = mb.cp * mf;
+    let pp_comm = mb.pp * mf;
+    let step = per_mb * mf + bubble + dp_t + optimizer;
+    (
+        TimeBreakdown {
+            compute,
+            tp_comm,
+            cp_comm,
+            pp_comm,
+            dp_comm: dp_t,
+            bubble,
+            optimizer,
+            step,
+        },
+        m,
+    )
+}

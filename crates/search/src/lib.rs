@@ -1,0 +1,1 @@
+//! trainplan-search (placeholder being written).

@@ -1,0 +1,1 @@
+//! Shared helpers for trainplan's cross-crate tests.
