@@ -15,6 +15,7 @@ pub mod atomic;
 mod database;
 mod errors;
 pub mod scenario;
+pub mod tomlfile;
 
 pub use database::{Database, ModelPreset};
 pub use errors::{IoError, Location};

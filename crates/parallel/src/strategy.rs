@@ -171,24 +171,13 @@ impl Strategy {
             });
         }
         let dp_cp = self.dp * self.cp;
-        match model.moe {
-            Some(moe) if self.ep > 1 => {
-                if moe.experts % self.ep != 0 || dp_cp % self.ep != 0 {
-                    return Err(Infeasible::Ep {
-                        ep: self.ep,
-                        experts: moe.experts,
-                        dp_cp,
-                    });
-                }
-            }
-            None if self.ep > 1 => {
-                return Err(Infeasible::Ep {
-                    ep: self.ep,
-                    experts: 0,
-                    dp_cp,
-                });
-            }
-            _ => {}
+        let experts = model.moe.map_or(0, |m| m.experts);
+        if self.ep > 1 && (experts == 0 || experts % self.ep != 0 || dp_cp % self.ep != 0) {
+            return Err(Infeasible::Ep {
+                ep: self.ep,
+                experts,
+                dp_cp,
+            });
         }
         if job.precision == Precision::Fp8 && cluster.accelerator.fp8_peak.is_none() {
             return Err(Infeasible::NoFp8);
