@@ -11,11 +11,23 @@ pub fn parse<T: DeserializeOwned>(path: &str, text: &str) -> Result<T, IoError> 
             Some(span) => Location::at_offset(path, text, span.start),
             None => Location::file(path),
         };
-        IoError::Parse {
-            location,
-            message: enrich(e.message()),
+        let mut message = enrich(e.message());
+        if let Some(key) = location.line.and_then(|l| key_on_line(text, l)) {
+            if !message.contains(&format!("`{key}`")) {
+                message = format!("field `{key}`: {message}");
+            }
         }
+        IoError::Parse { location, message }
     })
+}
+
+/// The key assigned on 1-based `line`, if the line is a `key = value` pair.
+fn key_on_line(text: &str, line: usize) -> Option<String> {
+    let l = text.lines().nth(line.checked_sub(1)?)?;
+    let (key, _) = l.split_once('=')?;
+    let key = key.trim();
+    let plain = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
+    plain.then(|| key.to_string())
 }
 
 /// Adds a suggestion to serde's "unknown field `x`, expected one of `a`, `b`" message.
@@ -28,7 +40,7 @@ fn enrich(message: &str) -> String {
         return message;
     };
     let unknown = &rest[..end];
-    let expected: Vec<&str> = rest[end..].split('`').skip(1).step_by(2).collect();
+    let expected: Vec<&str> = rest[end..].split('`').skip(2).step_by(2).collect();
     let best = expected
         .iter()
         .map(|cand| (strsim::jaro_winkler(unknown, cand), *cand))
