@@ -14,6 +14,7 @@
 pub mod atomic;
 mod database;
 mod errors;
+pub mod numbers;
 pub mod scenario;
 pub mod tomlfile;
 
