@@ -15,6 +15,7 @@ pub mod atomic;
 mod database;
 mod errors;
 pub mod numbers;
+pub mod runs;
 pub mod scenario;
 pub mod tomlfile;
 

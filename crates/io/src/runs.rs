@@ -1,0 +1,364 @@
+//! The measured-runs CSV read by `trainplan validate` (columns defined in
+//! `../shared/data/README.md`): one real training run per row, empty cells meaning "not stated".
+
+use crate::{IoError, Location};
+use std::collections::HashMap;
+
+/// Columns a runs CSV must have.
+pub const REQUIRED_COLUMNS: [&str; 28] = [
+    "name",
+    "source_id",
+    "model",
+    "n_layers",
+    "hidden",
+    "n_heads",
+    "n_kv_heads",
+    "ffn",
+    "ffn_act",
+    "vocab",
+    "seq_len",
+    "gpu",
+    "gpus_per_node",
+    "n_gpus",
+    "tp",
+    "pp",
+    "dp",
+    "cp",
+    "vpp",
+    "sequence_parallel",
+    "micro_batch",
+    "global_batch",
+    "recompute",
+    "zero",
+    "precision",
+    "measured_tokens_per_s_per_gpu",
+    "measured_mem_gib",
+    "measured_oom",
+];
+
+/// One row, typed; `None` for an empty cell.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunRow {
+    /// 1-based line in the file.
+    pub line: usize,
+    /// Row id.
+    pub name: String,
+    /// Source id.
+    pub source_id: String,
+    /// Model name as written.
+    pub model: String,
+    /// Layers.
+    pub n_layers: Option<u32>,
+    /// Hidden size.
+    pub hidden: Option<u32>,
+    /// Heads.
+    pub n_heads: Option<u32>,
+    /// KV heads.
+    pub n_kv_heads: Option<u32>,
+    /// FFN width.
+    pub ffn: Option<u32>,
+    /// `gelu` or `swiglu`.
+    pub ffn_act: Option<String>,
+    /// Vocabulary.
+    pub vocab: Option<u32>,
+    /// Sequence length.
+    pub seq_len: Option<u32>,
+    /// MoE experts.
+    pub moe_experts: Option<u32>,
+    /// MoE top-k.
+    pub moe_top_k: Option<u32>,
+    /// Accelerator id.
+    pub gpu: String,
+    /// GPUs per node.
+    pub gpus_per_node: Option<u32>,
+    /// GPUs.
+    pub n_gpus: Option<u32>,
+    /// Tensor parallel.
+    pub tp: Option<u32>,
+    /// Pipeline parallel.
+    pub pp: Option<u32>,
+    /// Data parallel.
+    pub dp: Option<u32>,
+    /// Context parallel.
+    pub cp: Option<u32>,
+    /// Expert parallel.
+    pub ep: Option<u32>,
+    /// Virtual stages.
+    pub vpp: Option<u32>,
+    /// Sequence parallelism.
+    pub sequence_parallel: Option<bool>,
+    /// Micro-batch.
+    pub micro_batch: Option<u32>,
+    /// Global batch.
+    pub global_batch: Option<u32>,
+    /// `none`, `selective`, `full`.
+    pub recompute: Option<String>,
+    /// ZeRO stage.
+    pub zero: Option<u8>,
+    /// `bf16`, `fp16`, `fp8`.
+    pub precision: Option<String>,
+    /// Measured tokens/s per GPU.
+    pub measured_tokens_per_s_per_gpu: Option<f64>,
+    /// Measured MFU.
+    pub measured_mfu: Option<f64>,
+    /// Measured peak memory (GiB).
+    pub measured_mem_gib: Option<f64>,
+    /// Measured out-of-memory.
+    pub measured_oom: Option<bool>,
+    /// Collector's confidence.
+    pub confidence: Option<String>,
+}
+
+/// Reads a runs CSV.
+pub fn read_runs(path: &std::path::Path) -> Result<Vec<RunRow>, IoError> {
+    let bytes = std::fs::read(path).map_err(|source| IoError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_runs(&path.display().to_string(), &bytes)
+}
+
+/// Parses runs CSV `bytes` read from `path`.
+pub fn parse_runs(path: &str, bytes: &[u8]) -> Result<Vec<RunRow>, IoError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(bytes);
+    let headers = reader
+        .headers()
+        .map_err(|e| csv_error(path, &e))?
+        .iter()
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    if headers.iter().all(String::is_empty) {
+        return Err(IoError::Parse {
+            location: Location::file(path),
+            message: "the file is empty; a runs CSV starts with a header row (see ../shared/data/README.md)".into(),
+        });
+    }
+    let index: HashMap<&str, usize> = headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.as_str(), i))
+        .collect();
+    for col in REQUIRED_COLUMNS {
+        if !index.contains_key(col) {
+            return Err(IoError::Field {
+                location: Location {
+                    path: path.to_string(),
+                    line: Some(1),
+                    column: None,
+                },
+                field: col.to_string(),
+                message: format!(
+                    "column is missing from the header; required columns: {}",
+                    REQUIRED_COLUMNS.join(", ")
+                ),
+            });
+        }
+    }
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| csv_error(path, &e))?;
+        let line = record.position().map_or(0, |p| p.line() as usize);
+        let cell = |col: &str| -> &str {
+            index
+                .get(col)
+                .and_then(|&i| record.get(i))
+                .unwrap_or("")
+                .trim()
+        };
+        let loc = || Location {
+            path: path.to_string(),
+            line: Some(line),
+            column: None,
+        };
+        let field_err = |col: &str, message: String| IoError::Field {
+            location: loc(),
+            field: col.to_string(),
+            message,
+        };
+        let uint = |col: &str| -> Result<Option<u32>, IoError> {
+            let v = cell(col);
+            if v.is_empty() {
+                return Ok(None);
+            }
+            match v.parse::<u32>() {
+                Ok(0) => Err(field_err(
+                    col,
+                    "must be a positive integer or empty, found 0".into(),
+                )),
+                Ok(n) => Ok(Some(n)),
+                Err(_) => Err(field_err(
+                    col,
+                    format!("must be a positive integer or empty, found `{v}`"),
+                )),
+            }
+        };
+        let float = |col: &str| -> Result<Option<f64>, IoError> {
+            let v = cell(col);
+            if v.is_empty() {
+                return Ok(None);
+            }
+            match v.parse::<f64>() {
+                Ok(x) if x.is_finite() && x >= 0.0 => Ok(Some(x)),
+                _ => Err(field_err(
+                    col,
+                    format!("must be a non-negative number or empty, found `{v}`"),
+                )),
+            }
+        };
+        let boolean = |col: &str| -> Result<Option<bool>, IoError> {
+            match cell(col) {
+                "" => Ok(None),
+                "true" => Ok(Some(true)),
+                "false" => Ok(Some(false)),
+                v => Err(field_err(
+                    col,
+                    format!("must be `true`, `false` or empty, found `{v}`"),
+                )),
+            }
+        };
+        let choice = |col: &str, allowed: &[&str]| -> Result<Option<String>, IoError> {
+            let v = cell(col);
+            if v.is_empty() {
+                Ok(None)
+            } else if allowed.contains(&v) {
+                Ok(Some(v.to_string()))
+            } else {
+                Err(field_err(
+                    col,
+                    format!(
+                        "`{v}` is not allowed; allowed: {} or empty",
+                        allowed.join(", ")
+                    ),
+                ))
+            }
+        };
+        let zero = match cell("zero") {
+            "" => None,
+            v => match v.parse::<u8>() {
+                Ok(z) if z <= 3 => Some(z),
+                _ => {
+                    return Err(field_err(
+                        "zero",
+                        format!("must be 0, 1, 2, 3 or empty, found `{v}`"),
+                    ))
+                }
+            },
+        };
+        let name = cell("name").to_string();
+        if name.is_empty() {
+            return Err(field_err("name", "every row needs a name".into()));
+        }
+        rows.push(RunRow {
+            line,
+            name,
+            source_id: cell("source_id").to_string(),
+            model: cell("model").to_string(),
+            n_layers: uint("n_layers")?,
+            hidden: uint("hidden")?,
+            n_heads: uint("n_heads")?,
+            n_kv_heads: uint("n_kv_heads")?,
+            ffn: uint("ffn")?,
+            ffn_act: choice("ffn_act", &["gelu", "swiglu"])?,
+            vocab: uint("vocab")?,
+            seq_len: uint("seq_len")?,
+            moe_experts: uint("moe_experts")?,
+            moe_top_k: uint("moe_top_k")?,
+            gpu: cell("gpu").to_string(),
+            gpus_per_node: uint("gpus_per_node")?,
+            n_gpus: uint("n_gpus")?,
+            tp: uint("tp")?,
+            pp: uint("pp")?,
+            dp: uint("dp")?,
+            cp: uint("cp")?,
+            ep: uint("ep")?,
+            vpp: uint("vpp")?,
+            sequence_parallel: boolean("sequence_parallel")?,
+            micro_batch: uint("micro_batch")?,
+            global_batch: uint("global_batch")?,
+            recompute: choice("recompute", &["none", "selective", "full"])?,
+            zero,
+            precision: choice("precision", &["bf16", "fp16", "fp8"])?,
+            measured_tokens_per_s_per_gpu: float("measured_tokens_per_s_per_gpu")?,
+            measured_mfu: float("measured_mfu")?,
+            measured_mem_gib: float("measured_mem_gib")?,
+            measured_oom: boolean("measured_oom")?,
+            confidence: Some(cell("confidence").to_string()).filter(|c| !c.is_empty()),
+        });
+    }
+    Ok(rows)
+}
+
+fn csv_error(path: &str, e: &csv::Error) -> IoError {
+    let line = e.position().map(|p| p.line() as usize);
+    IoError::Parse {
+        location: Location {
+            path: path.to_string(),
+            line,
+            column: None,
+        },
+        message: match e.kind() {
+            csv::ErrorKind::Utf8 { .. } => {
+                "the file is not UTF-8 text; a runs CSV is UTF-8, comma-separated".into()
+            }
+            csv::ErrorKind::UnequalLengths {
+                expected_len, len, ..
+            } => {
+                format!("row has {len} cells but the header has {expected_len}")
+            }
+            _ => e.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "name,source_id,model,n_layers,hidden,n_heads,n_kv_heads,ffn,ffn_act,vocab,seq_len,moe_experts,moe_top_k,gpu,gpus_per_node,n_gpus,tp,pp,dp,cp,ep,vpp,sequence_parallel,micro_batch,global_batch,recompute,zero,precision,measured_tokens_per_s_per_gpu,measured_step_time_s,measured_mfu,measured_mem_gib,measured_oom,confidence,derived";
+
+    #[test]
+    fn reads_a_row_with_empty_cells() {
+        let text = format!("{HEADER}\nX-r1,X,GPT,24,2048,16,,,gelu,51200,2048,,,a100-80gb,8,8,1,1,8,1,,,,,64,,3,bf16,1000,,,,false,high,\n");
+        let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        assert_eq!(r.line, 2);
+        assert_eq!(r.hidden, Some(2048));
+        assert_eq!(r.ffn, None);
+        assert_eq!(r.micro_batch, None);
+        assert_eq!(r.zero, Some(3));
+        assert_eq!(r.measured_oom, Some(false));
+    }
+
+    #[test]
+    fn bad_cell_names_line_and_column() {
+        let text = format!("{HEADER}\nX-r1,X,GPT,24,abc,16,,,gelu,51200,2048,,,a100-80gb,8,8,1,1,8,1,,,,,64,,3,bf16,1000,,,,false,high,\n");
+        let e = parse_runs("runs.csv", text.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("runs.csv:2"), "{e}");
+        assert!(e.contains("hidden"), "{e}");
+        assert!(e.contains("abc"), "{e}");
+    }
+
+    #[test]
+    fn missing_column_is_reported() {
+        let e = parse_runs("runs.csv", b"name,model\nx,y\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("source_id"), "{e}");
+    }
+
+    #[test]
+    fn reads_the_public_runs() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/data/runs-public.csv"
+        );
+        if let Ok(rows) = read_runs(std::path::Path::new(path)) {
+            assert!(rows.len() >= 170, "{}", rows.len());
+        }
+    }
+}
