@@ -15,11 +15,18 @@
 //! The crate does no I/O, spawns no threads and allocates nothing on the `estimate` path: the
 //! sweep calls it millions of times.
 
+mod envelope;
 mod errors;
 mod memory;
 mod strategy;
 mod time;
 
+pub use envelope::{
+    compute_optimal, envelope, gpu_hours, training_flops_6nd, typical_mfu, ComputeOptimal,
+    Deadline, Envelope, EnvelopeError, EnvelopeInput, EnvelopeMemory, MfuSource, Sizing,
+    TokensSource, TypicalMfu, WallClock, WithAttention, BF16_BYTES_PER_PARAM,
+    CHINCHILLA_TOKENS_PER_PARAM, MODEL_STATE_BYTES_PER_PARAM, TRAINING_FLOPS_PER_PARAM_TOKEN,
+};
 pub use errors::Infeasible;
 pub use memory::MemoryBreakdown;
 pub use strategy::{Job, Precision, Strategy};
