@@ -1,15 +1,437 @@
-//! `trainplan validate` (placeholder, issue 3).
+//! `trainplan validate`: predict measured runs and report how far off the predictions are.
 
+use crate::output::{emit, table, Format};
+use anyhow::Context;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::PathBuf;
+use trainplan_io::runs::{read_runs, RunRow};
 use trainplan_io::Database;
+use trainplan_search::calibrate::{self, Observation};
+use trainplan_search::validate::{predict, ErrorSummary};
 
 /// Arguments of `trainplan validate`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Runs CSV (see ../shared/data/README.md for the columns).
+    /// Runs CSV (columns as in ../shared/data/README.md; ../shared/data/runs-public.csv is one).
     pub runs: PathBuf,
+    /// Output format (default: table on a terminal, csv otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Write the per-run output to FILE (atomically) instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Refit the efficiency factors on these runs (Levenberg-Marquardt) and print them.
+    #[arg(long)]
+    pub fit: bool,
 }
 
-pub fn run(_args: &Args, _db: &Database) -> anyhow::Result<()> {
-    anyhow::bail!("`trainplan validate` is not implemented yet")
+/// One row of output.
+#[derive(Debug, Serialize, Default, Clone)]
+pub struct Row {
+    name: String,
+    source_id: String,
+    gpu: String,
+    model: String,
+    measured_tokens_per_s_per_gpu: Option<f64>,
+    predicted_tokens_per_s_per_gpu: Option<f64>,
+    tokens_rel_error: Option<f64>,
+    measured_mfu: Option<f64>,
+    predicted_mfu: Option<f64>,
+    measured_mem_gib: Option<f64>,
+    predicted_mem_gib: Option<f64>,
+    mem_rel_error: Option<f64>,
+    measured_oom: Option<bool>,
+    predicted_fits: Option<bool>,
+    tp: Option<u32>,
+    pp: Option<u32>,
+    dp: Option<u32>,
+    vpp: Option<u32>,
+    micro_batch: Option<u32>,
+    recompute: Option<String>,
+    zero: Option<u8>,
+    sequence_parallel: Option<bool>,
+    choices: String,
+    bottleneck: String,
+    skipped: String,
+}
+
+/// The validation summary.
+#[derive(Debug, Serialize, Default)]
+pub struct Summary {
+    rows: usize,
+    modelled: usize,
+    skipped: usize,
+    tokens_median_abs_rel_error: f64,
+    tokens_worst_abs_rel_error: f64,
+    tokens_rows: usize,
+    mem_median_abs_rel_error: f64,
+    mem_worst_abs_rel_error: f64,
+    mem_rows: usize,
+    oom_rows: usize,
+    oom_rows_predicted_not_to_fit: usize,
+    ran_rows: usize,
+    ran_rows_predicted_to_fit: usize,
+    by_source: BTreeMap<String, (usize, f64, f64)>,
+    by_gpu: BTreeMap<String, (usize, f64, f64)>,
+}
+
+impl Summary {
+    /// Fraction of the rows that ran which are predicted to fit.
+    pub fn ran_fit_fraction(&self) -> f64 {
+        if self.ran_rows == 0 {
+            1.0
+        } else {
+            self.ran_rows_predicted_to_fit as f64 / self.ran_rows as f64
+        }
+    }
+}
+
+/// Predicts every row.
+pub fn predict_rows(rows: &[RunRow], db: &Database, path: &str) -> Vec<Row> {
+    rows.iter()
+        .map(|r| {
+            let mut out = Row {
+                name: r.name.clone(),
+                source_id: r.source_id.clone(),
+                gpu: r.gpu.clone(),
+                model: r.model.clone(),
+                measured_tokens_per_s_per_gpu: r.measured_tokens_per_s_per_gpu,
+                measured_mfu: r.measured_mfu,
+                measured_mem_gib: r.measured_mem_gib,
+                measured_oom: r.measured_oom,
+                ..Row::default()
+            };
+            let spec = match r.to_spec(db, path) {
+                Ok(s) => s,
+                Err(skip) => {
+                    out.skipped = skip.0;
+                    return out;
+                }
+            };
+            match predict(&spec) {
+                Ok(p) => {
+                    let e = &p.estimate;
+                    let s = &p.strategy;
+                    out.predicted_tokens_per_s_per_gpu = Some(e.tokens_per_s_per_gpu);
+                    out.tokens_rel_error = r
+                        .measured_tokens_per_s_per_gpu
+                        .filter(|_| r.measured_oom != Some(true))
+                        .map(|m| (e.tokens_per_s_per_gpu - m) / m);
+                    out.predicted_mfu = Some(e.mfu);
+                    out.predicted_mem_gib = Some(e.memory.total.gib());
+                    out.mem_rel_error = r.measured_mem_gib.map(|m| (e.memory.total.gib() - m) / m);
+                    out.predicted_fits = Some(e.fits());
+                    out.tp = Some(s.tp);
+                    out.pp = Some(s.pp);
+                    out.dp = Some(s.dp);
+                    out.vpp = Some(s.vpp);
+                    out.micro_batch = Some(s.micro_batch);
+                    out.recompute = Some(s.recompute.as_str().to_string());
+                    out.zero = Some(s.zero);
+                    out.sequence_parallel = Some(s.sp_active());
+                    out.choices = p.choices();
+                    out.bottleneck = e.bottleneck.as_str().to_string();
+                }
+                Err(e) => out.skipped = format!("no valid layout: {e}"),
+            }
+            out
+        })
+        .collect()
+}
+
+/// Summarises predicted rows.
+pub fn summarise(rows: &[Row]) -> Summary {
+    let tokens: Vec<f64> = rows.iter().filter_map(|r| r.tokens_rel_error).collect();
+    let mem: Vec<f64> = rows.iter().filter_map(|r| r.mem_rel_error).collect();
+    let t = ErrorSummary::of(&tokens);
+    let m = ErrorSummary::of(&mem);
+    let group = |key: fn(&Row) -> &str| {
+        let mut map: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for r in rows {
+            if let Some(e) = r.tokens_rel_error {
+                map.entry(key(r).to_string()).or_default().push(e);
+            }
+        }
+        map.into_iter()
+            .map(|(k, v)| {
+                let s = ErrorSummary::of(&v);
+                (k, (s.n, s.median, s.worst))
+            })
+            .collect()
+    };
+    let oom: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.measured_oom == Some(true) && r.skipped.is_empty())
+        .collect();
+    let ran: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.measured_oom == Some(false) && r.skipped.is_empty())
+        .collect();
+    Summary {
+        rows: rows.len(),
+        modelled: rows.iter().filter(|r| r.skipped.is_empty()).count(),
+        skipped: rows.iter().filter(|r| !r.skipped.is_empty()).count(),
+        tokens_median_abs_rel_error: t.median,
+        tokens_worst_abs_rel_error: t.worst,
+        tokens_rows: t.n,
+        mem_median_abs_rel_error: m.median,
+        mem_worst_abs_rel_error: m.worst,
+        mem_rows: m.n,
+        oom_rows: oom.len(),
+        oom_rows_predicted_not_to_fit: oom
+            .iter()
+            .filter(|r| r.predicted_fits == Some(false))
+            .count(),
+        ran_rows: ran.len(),
+        ran_rows_predicted_to_fit: ran
+            .iter()
+            .filter(|r| r.predicted_fits == Some(true))
+            .count(),
+        by_source: group(|r| &r.source_id),
+        by_gpu: group(|r| &r.gpu),
+    }
+}
+
+fn summary_text(s: &Summary) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "rows {}: modelled {}, skipped {}",
+        s.rows, s.modelled, s.skipped
+    );
+    let _ = writeln!(
+        out,
+        "tokens/s per GPU: median abs rel error {:.1}%, worst {:.1}% over {} runs",
+        100.0 * s.tokens_median_abs_rel_error,
+        100.0 * s.tokens_worst_abs_rel_error,
+        s.tokens_rows
+    );
+    let _ = writeln!(
+        out,
+        "memory per GPU: median abs rel error {:.1}%, worst {:.1}% over {} runs with measured memory",
+        100.0 * s.mem_median_abs_rel_error,
+        100.0 * s.mem_worst_abs_rel_error,
+        s.mem_rows
+    );
+    let _ = writeln!(
+        out,
+        "out of memory: {} of {} OOM runs predicted not to fit; {} of {} runs that ran predicted to fit ({:.0}%)",
+        s.oom_rows_predicted_not_to_fit,
+        s.oom_rows,
+        s.ran_rows_predicted_to_fit,
+        s.ran_rows,
+        100.0 * s.ran_fit_fraction()
+    );
+    for (label, map) in [("source", &s.by_source), ("gpu", &s.by_gpu)] {
+        for (k, (n, median, worst)) in map {
+            let _ = writeln!(
+                out,
+                "  {label} {k}: {n} runs, median {:.1}%, worst {:.1}%",
+                100.0 * median,
+                100.0 * worst
+            );
+        }
+    }
+    out
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(String::new, |x| x.to_string())
+}
+
+fn fmt_f(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(String::new, |x| format!("{x:.digits$}"))
+}
+
+fn to_csv(rows: &[Row]) -> anyhow::Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "name",
+        "source_id",
+        "gpu",
+        "model",
+        "measured_tokens_per_s_per_gpu",
+        "predicted_tokens_per_s_per_gpu",
+        "tokens_rel_error",
+        "measured_mfu",
+        "predicted_mfu",
+        "measured_mem_gib",
+        "predicted_mem_gib",
+        "mem_rel_error",
+        "measured_oom",
+        "predicted_fits",
+        "tp",
+        "pp",
+        "dp",
+        "vpp",
+        "micro_batch",
+        "recompute",
+        "zero",
+        "sequence_parallel",
+        "choices",
+        "bottleneck",
+        "skipped",
+    ])?;
+    for r in rows {
+        w.write_record([
+            r.name.clone(),
+            r.source_id.clone(),
+            r.gpu.clone(),
+            r.model.clone(),
+            fmt_f(r.measured_tokens_per_s_per_gpu, 1),
+            fmt_f(r.predicted_tokens_per_s_per_gpu, 1),
+            fmt_f(r.tokens_rel_error, 4),
+            fmt_f(r.measured_mfu, 4),
+            fmt_f(r.predicted_mfu, 4),
+            fmt_f(r.measured_mem_gib, 2),
+            fmt_f(r.predicted_mem_gib, 2),
+            fmt_f(r.mem_rel_error, 4),
+            opt(r.measured_oom),
+            opt(r.predicted_fits),
+            opt(r.tp),
+            opt(r.pp),
+            opt(r.dp),
+            opt(r.vpp),
+            opt(r.micro_batch),
+            opt(r.recompute.clone()),
+            opt(r.zero),
+            opt(r.sequence_parallel),
+            r.choices.clone(),
+            r.bottleneck.clone(),
+            r.skipped.clone(),
+        ])?;
+    }
+    w.into_inner().map_err(|e| anyhow::anyhow!("csv buffer: {e}"))
+}
+
+fn to_table(rows: &[Row], summary: &Summary) -> String {
+    let mut cells = vec![[
+        "run",
+        "gpu",
+        "meas tok/s",
+        "pred tok/s",
+        "err %",
+        "meas GiB",
+        "pred GiB",
+        "oom",
+        "fits",
+        "layout",
+        "chosen",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for r in rows {
+        if !r.skipped.is_empty() {
+            cells.push(vec![
+                r.name.clone(),
+                r.gpu.clone(),
+                fmt_f(r.measured_tokens_per_s_per_gpu, 0),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                format!("skipped: {}", r.skipped),
+                String::new(),
+            ]);
+            continue;
+        }
+        cells.push(vec![
+            r.name.clone(),
+            r.gpu.clone(),
+            fmt_f(r.measured_tokens_per_s_per_gpu, 0),
+            fmt_f(r.predicted_tokens_per_s_per_gpu, 0),
+            fmt_f(r.tokens_rel_error.map(|e| 100.0 * e), 1),
+            fmt_f(r.measured_mem_gib, 1),
+            fmt_f(r.predicted_mem_gib, 1),
+            opt(r.measured_oom),
+            opt(r.predicted_fits),
+            format!(
+                "tp{} pp{} dp{} v{} mb{} z{} {}{}",
+                opt(r.tp),
+                opt(r.pp),
+                opt(r.dp),
+                opt(r.vpp),
+                opt(r.micro_batch),
+                opt(r.zero),
+                r.recompute.clone().unwrap_or_default(),
+                if r.sequence_parallel == Some(true) {
+                    " sp"
+                } else {
+                    ""
+                }
+            ),
+            r.choices.clone(),
+        ]);
+    }
+    let mut out = table(&cells);
+    out.push('\n');
+    out.push_str(&summary_text(summary));
+    out
+}
+
+pub fn run(args: &Args, db: &Database) -> anyhow::Result<()> {
+    let rows = read_runs(&args.runs)?;
+    let path = args.runs.display().to_string();
+    if args.fit {
+        return fit(&rows, db, &path);
+    }
+    let predicted = predict_rows(&rows, db, &path);
+    let summary = summarise(&predicted);
+    let format = Format::or_default(args.format);
+    let bytes = match format {
+        Format::Csv => {
+            eprint!("{}", summary_text(&summary));
+            to_csv(&predicted)?
+        }
+        Format::Json => {
+            let v = serde_json::json!({ "runs": predicted, "summary": summary });
+            let mut s = serde_json::to_string_pretty(&v)?;
+            s.push('\n');
+            s.into_bytes()
+        }
+        Format::Table => to_table(&predicted, &summary).into_bytes(),
+    };
+    emit(args.output.as_ref(), &bytes)
+}
+
+fn fit(rows: &[RunRow], db: &Database, path: &str) -> anyhow::Result<()> {
+    let obs: Vec<Observation> = rows
+        .iter()
+        .filter(|r| r.measured_oom != Some(true))
+        .filter_map(|r| {
+            let m = r.measured_tokens_per_s_per_gpu?;
+            let run = r.to_spec(db, path).ok()?;
+            Some(Observation {
+                run,
+                tokens_per_s_per_gpu: m,
+            })
+        })
+        .collect();
+    anyhow::ensure!(
+        !obs.is_empty(),
+        "no run in {path} has a measured throughput to fit"
+    );
+    let params = calibrate::parameters(&obs, 3);
+    let result = calibrate::fit(obs, params, 30);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# fitted on {path}: rms ln(pred/meas) {:.4} -> {:.4} after {} iterations",
+        result.rms_before, result.rms_after, result.iterations
+    );
+    for p in &result.params {
+        let _ = writeln!(
+            out,
+            "{} = {:.4}  # {} runs; accelerators: {}",
+            p.field.as_str(),
+            p.value,
+            p.n_runs,
+            p.accelerators.join(", ")
+        );
+    }
+    emit(None, out.as_bytes()).context("failed to print the fit")
 }

@@ -40,13 +40,12 @@ pub fn load_database(extra: Option<&Path>) -> anyhow::Result<Database> {
 
 /// Writes `bytes` to `-o FILE` atomically, or to stdout.
 pub fn emit(out: Option<&PathBuf>, bytes: &[u8]) -> anyhow::Result<()> {
-    match out {
-        Some(path) => trainplan_io::atomic::write_atomic(path, bytes)?,
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_all(bytes)?;
-            stdout.flush()?;
-        }
+    if let Some(path) = out {
+        trainplan_io::atomic::write_atomic(path, bytes)?;
+    } else {
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(bytes)?;
+        stdout.flush()?;
     }
     Ok(())
 }

@@ -362,3 +362,117 @@ mod tests {
         }
     }
 }
+
+/// Why a row cannot be modelled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skip(pub String);
+
+impl RunRow {
+    /// Turns the row into a run to predict, or says why it cannot be modelled.
+    pub fn to_spec(
+        &self,
+        db: &crate::Database,
+        path: &str,
+    ) -> Result<trainplan_search::validate::RunSpec, Skip> {
+        use trainplan_model::{FfnActivation, Model, Moe, Positions, Recompute};
+        use trainplan_parallel::{Job, Precision};
+        let missing = |what: &str| Skip(format!("missing {what}"));
+        let hidden = self.hidden.ok_or_else(|| missing("hidden"))?;
+        let n_heads = self.n_heads.ok_or_else(|| missing("n_heads"))?;
+        let ffn_act = match self.ffn_act.as_deref() {
+            Some("swiglu") => FfnActivation::Swiglu,
+            Some("gelu") => FfnActivation::Gelu,
+            _ => return Err(missing("ffn_act")),
+        };
+        // A GELU model without a stated FFN width is the GPT convention 4h; SwiGLU widths vary.
+        let ffn = match (self.ffn, ffn_act) {
+            (Some(f), _) => f,
+            (None, FfnActivation::Gelu) => hidden.saturating_mul(4),
+            (None, FfnActivation::Swiglu) => {
+                return Err(missing("ffn (SwiGLU widths have no convention)"))
+            }
+        };
+        let seq_len = self.seq_len.ok_or_else(|| missing("seq_len"))?;
+        let moe = match (self.moe_experts, self.moe_top_k) {
+            (Some(experts), Some(top_k)) => Some(Moe { experts, top_k }),
+            _ => None,
+        };
+        let model = Model {
+            id: self.name.clone(),
+            n_layers: self.n_layers.ok_or_else(|| missing("n_layers"))?,
+            hidden,
+            n_heads,
+            n_kv_heads: self.n_kv_heads.unwrap_or(n_heads),
+            ffn,
+            vocab: self.vocab.ok_or_else(|| missing("vocab"))?,
+            max_seq_len: seq_len,
+            ffn_act,
+            // GPT-family models tie the output layer to the embedding; Llama-family models do not.
+            tied_embeddings: ffn_act == FfnActivation::Gelu,
+            positions: Positions::Rotary,
+            linear_bias: ffn_act == FfnActivation::Gelu,
+            dropout: false,
+            moe,
+        };
+        model
+            .validate()
+            .map_err(|e| Skip(format!("invalid architecture: {e}")))?;
+        let at = Location {
+            path: path.to_string(),
+            line: Some(self.line),
+            column: None,
+        };
+        let accelerator = db
+            .accelerator(&self.gpu, &at)
+            .map_err(|_| Skip(format!("unknown gpu `{}`", self.gpu)))?
+            .clone();
+        let mut node = db
+            .node(&accelerator.default_node, &at)
+            .map_err(|_| Skip(format!("no node layout for gpu `{}`", self.gpu)))?
+            .clone();
+        if let Some(g) = self.gpus_per_node {
+            node.gpus_per_node = g;
+            node.scaleup_domain = node.scaleup_domain.max(g);
+        }
+        let n_gpus = self.n_gpus.ok_or_else(|| missing("n_gpus"))?;
+        let cluster = trainplan_hardware::Cluster::new(accelerator, node, n_gpus)
+            .map_err(|e| Skip(e.to_string()))?;
+        let precision = match self.precision.as_deref() {
+            Some("fp16") => Precision::Fp16,
+            Some("fp8") => Precision::Fp8,
+            Some("bf16") => Precision::Bf16,
+            _ => return Err(missing("precision")),
+        };
+        let job = Job {
+            seq_len,
+            global_batch: self.global_batch.ok_or_else(|| missing("global_batch"))?,
+            tokens: 1e12,
+            precision,
+            grad_bytes: 4.0,
+        };
+        let template = trainplan_search::validate::Template {
+            tp: self.tp,
+            pp: self.pp,
+            dp: self.dp,
+            cp: self.cp,
+            ep: self.ep,
+            vpp: self.vpp,
+            sequence_parallel: self.sequence_parallel,
+            micro_batch: self.micro_batch,
+            recompute: self.recompute.as_deref().map(|r| match r {
+                "none" => Recompute::None,
+                "selective" => Recompute::Selective,
+                _ => Recompute::Full,
+            }),
+            zero: self.zero,
+        };
+        Ok(trainplan_search::validate::RunSpec {
+            name: self.name.clone(),
+            source: self.source_id.clone(),
+            model,
+            cluster,
+            job,
+            template,
+        })
+    }
+}

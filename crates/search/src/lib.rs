@@ -1,1 +1,4 @@
 //! trainplan-search (placeholder being written).
+
+pub mod calibrate;
+pub mod validate;

@@ -1,0 +1,271 @@
+//! Fitting the efficiency factors on measured runs (nalgebra least squares).
+//!
+//! The factors are few and physical: per accelerator silicon, the fraction of the dense peak that
+//! training matrix products reach (bf16/fp16 and fp8) and that fused attention reaches; and one
+//! shared shape constant, the matrix dimension at which a product runs at half speed. Accelerators
+//! with the same dense peaks share silicon (A100 40GB and 80GB; H100, H200 and H800) and share
+//! factors. Residuals are `ln(predicted / measured)` tokens/s per GPU; a Levenberg-Marquardt loop
+//! (Marquardt 1963) with forward-difference Jacobians solves each step's normal equations.
+
+use crate::validate::{predict, RunSpec};
+use nalgebra::{DMatrix, DVector};
+use rayon::prelude::*;
+use trainplan_hardware::Efficiency;
+
+/// Which efficiency field a parameter sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// `matmul_fraction`.
+    Matmul,
+    /// `fp8_matmul_fraction`.
+    Fp8Matmul,
+    /// `attention_fraction`.
+    Attention,
+    /// `matmul_half_dim` (shared by every group).
+    HalfDim,
+}
+
+impl Field {
+    /// The efficiency field's name in `hardware-db/`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::Matmul => "matmul_fraction",
+            Field::Fp8Matmul => "fp8_matmul_fraction",
+            Field::Attention => "attention_fraction",
+            Field::HalfDim => "matmul_half_dim",
+        }
+    }
+
+    fn bounds(self) -> (f64, f64) {
+        match self {
+            Field::HalfDim => (1.0, 4096.0),
+            _ => (0.05, 1.0),
+        }
+    }
+
+    fn get(self, e: &Efficiency) -> f64 {
+        match self {
+            Field::Matmul => e.matmul_fraction,
+            Field::Fp8Matmul => e.fp8_matmul_fraction,
+            Field::Attention => e.attention_fraction,
+            Field::HalfDim => e.matmul_half_dim,
+        }
+    }
+
+    fn set(self, e: &mut Efficiency, v: f64) {
+        match self {
+            Field::Matmul => e.matmul_fraction = v,
+            Field::Fp8Matmul => e.fp8_matmul_fraction = v,
+            Field::Attention => e.attention_fraction = v,
+            Field::HalfDim => e.matmul_half_dim = v,
+        }
+    }
+}
+
+/// One fitted parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Param {
+    /// The field.
+    pub field: Field,
+    /// Accelerator ids it applies to (every id for the shared constant).
+    pub accelerators: Vec<String>,
+    /// Value.
+    pub value: f64,
+    /// Runs that inform it.
+    pub n_runs: usize,
+}
+
+/// The result of a fit.
+#[derive(Debug, Clone)]
+pub struct Fit {
+    /// Fitted parameters.
+    pub params: Vec<Param>,
+    /// Root-mean-square of `ln(pred/meas)` before.
+    pub rms_before: f64,
+    /// Root-mean-square after.
+    pub rms_after: f64,
+    /// Iterations run.
+    pub iterations: usize,
+}
+
+/// A run with its measured throughput.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    /// The run.
+    pub run: RunSpec,
+    /// Measured tokens/s per GPU.
+    pub tokens_per_s_per_gpu: f64,
+}
+
+/// Silicon key: accelerators with equal dense peaks share kernels' efficiency.
+fn silicon(run: &RunSpec) -> (u64, u64) {
+    let a = &run.cluster.accelerator;
+    (
+        a.bf16_peak.get().to_bits(),
+        a.fp8_peak.map_or(0, |p| p.get().to_bits()),
+    )
+}
+
+/// Chooses the parameters the observations can inform (at least `min_runs` runs each).
+pub fn parameters(obs: &[Observation], min_runs: usize) -> Vec<Param> {
+    // (silicon, accelerator ids, runs, fp8 runs)
+    #[allow(clippy::type_complexity)]
+    let mut groups: Vec<((u64, u64), Vec<String>, usize, usize)> = Vec::new();
+    for o in obs {
+        let key = silicon(&o.run);
+        let fp8 = usize::from(o.run.job.precision == trainplan_parallel::Precision::Fp8);
+        let id = o.run.cluster.accelerator.id.clone();
+        match groups.iter_mut().find(|g| g.0 == key) {
+            Some(g) => {
+                if !g.1.contains(&id) {
+                    g.1.push(id);
+                }
+                g.2 += 1;
+                g.3 += fp8;
+            }
+            None => groups.push((key, vec![id], 1, fp8)),
+        }
+    }
+    groups.sort_by(|a, b| a.1.cmp(&b.1));
+    let mut params = Vec::new();
+    let mut all_ids = Vec::new();
+    for (_, mut ids, n, n_fp8) in groups {
+        ids.sort();
+        all_ids.extend(ids.iter().cloned());
+        if n - n_fp8 >= min_runs {
+            for field in [Field::Matmul, Field::Attention] {
+                params.push(Param {
+                    field,
+                    accelerators: ids.clone(),
+                    value: 0.0,
+                    n_runs: n - n_fp8,
+                });
+            }
+        }
+        if n_fp8 >= min_runs {
+            params.push(Param {
+                field: Field::Fp8Matmul,
+                accelerators: ids.clone(),
+                value: 0.0,
+                n_runs: n_fp8,
+            });
+        }
+    }
+    all_ids.sort();
+    params.push(Param {
+        field: Field::HalfDim,
+        accelerators: all_ids,
+        value: 0.0,
+        n_runs: obs.len(),
+    });
+    // Start from the values the runs' accelerators carry.
+    for p in &mut params {
+        if let Some(o) = obs
+            .iter()
+            .find(|o| p.accelerators.contains(&o.run.cluster.accelerator.id))
+        {
+            p.value = p.field.get(&o.run.cluster.accelerator.efficiency);
+        }
+    }
+    params
+}
+
+fn apply(obs: &mut [Observation], params: &[Param], values: &[f64]) {
+    for o in obs.iter_mut() {
+        for (p, &v) in params.iter().zip(values) {
+            if p.accelerators.contains(&o.run.cluster.accelerator.id) {
+                p.field.set(&mut o.run.cluster.accelerator.efficiency, v);
+            }
+        }
+    }
+}
+
+/// `ln(predicted / measured)` for every observation (0 where the run cannot be predicted).
+pub fn residuals(obs: &[Observation]) -> Vec<f64> {
+    obs.par_iter()
+        .map(|o| match predict(&o.run) {
+            Ok(p) if p.estimate.tokens_per_s_per_gpu > 0.0 => {
+                (p.estimate.tokens_per_s_per_gpu / o.tokens_per_s_per_gpu).ln()
+            }
+            _ => 0.0,
+        })
+        .collect()
+}
+
+fn rms(r: &[f64]) -> f64 {
+    if r.is_empty() {
+        return 0.0;
+    }
+    (r.iter().map(|x| x * x).sum::<f64>() / r.len() as f64).sqrt()
+}
+
+/// Fits `params` (starting values taken from the observations) by Levenberg-Marquardt.
+pub fn fit(mut obs: Vec<Observation>, mut params: Vec<Param>, max_iterations: usize) -> Fit {
+    let n = params.len();
+    let mut x: Vec<f64> = params.iter().map(|p| p.value).collect();
+    apply(&mut obs, &params, &x);
+    let mut r = residuals(&obs);
+    let rms_before = rms(&r);
+    let mut cost = rms_before;
+    let mut lambda = 1e-2;
+    let mut iterations = 0;
+    for _ in 0..max_iterations {
+        iterations += 1;
+        let mut jac = DMatrix::<f64>::zeros(r.len(), n);
+        for j in 0..n {
+            let step = (x[j].abs() * 1e-2).max(1e-4);
+            let mut xp = x.clone();
+            xp[j] += step;
+            apply(&mut obs, &params, &xp);
+            let rp = residuals(&obs);
+            for i in 0..r.len() {
+                jac[(i, j)] = (rp[i] - r[i]) / step;
+            }
+        }
+        let rv = DVector::from_vec(r.clone());
+        let jtj = jac.transpose() * &jac;
+        let jtr = jac.transpose() * rv;
+        let mut improved = false;
+        for _ in 0..8 {
+            let mut a = jtj.clone();
+            for k in 0..n {
+                a[(k, k)] += lambda * (jtj[(k, k)].max(1e-12));
+            }
+            let Some(delta) = a.lu().solve(&(-&jtr)) else {
+                lambda *= 10.0;
+                continue;
+            };
+            let xn: Vec<f64> = (0..n)
+                .map(|k| {
+                    let (lo, hi) = params[k].field.bounds();
+                    (x[k] + delta[k]).clamp(lo, hi)
+                })
+                .collect();
+            apply(&mut obs, &params, &xn);
+            let rn = residuals(&obs);
+            let cn = rms(&rn);
+            if cn < cost {
+                x = xn;
+                r = rn;
+                cost = cn;
+                lambda = (lambda / 3.0).max(1e-6);
+                improved = true;
+                break;
+            }
+            lambda *= 4.0;
+        }
+        apply(&mut obs, &params, &x);
+        if !improved {
+            break;
+        }
+    }
+    for (p, v) in params.iter_mut().zip(&x) {
+        p.value = *v;
+    }
+    Fit {
+        params,
+        rms_before,
+        rms_after: cost,
+        iterations,
+    }
+}

@@ -1,0 +1,293 @@
+//! Predicting measured training runs: the heart of `trainplan validate` and of calibration.
+//!
+//! A [`RunSpec`] is one measured run: its model, cluster and job, and the parts of its layout the
+//! source states ([`Template`]). Where the source is silent, [`predict`] picks the value a team
+//! tuning that job would have picked: the fastest layout that fits in memory (or, when nothing
+//! fits, the one that needs least memory), and reports what it chose.
+
+use trainplan_hardware::Cluster;
+use trainplan_model::{Model, Recompute};
+use trainplan_parallel::{evaluate, Estimate, Infeasible, Job, Strategy};
+
+/// The layout fields a source states; `None` = not stated.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Template {
+    /// Tensor parallel.
+    pub tp: Option<u32>,
+    /// Pipeline parallel.
+    pub pp: Option<u32>,
+    /// Data parallel.
+    pub dp: Option<u32>,
+    /// Context parallel.
+    pub cp: Option<u32>,
+    /// Expert parallel.
+    pub ep: Option<u32>,
+    /// Virtual stages.
+    pub vpp: Option<u32>,
+    /// Sequence parallelism.
+    pub sequence_parallel: Option<bool>,
+    /// Micro-batch.
+    pub micro_batch: Option<u32>,
+    /// Recomputation.
+    pub recompute: Option<Recompute>,
+    /// ZeRO stage.
+    pub zero: Option<u8>,
+}
+
+/// One measured run, ready to predict.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// Row id.
+    pub name: String,
+    /// Source id.
+    pub source: String,
+    /// The model.
+    pub model: Model,
+    /// The cluster.
+    pub cluster: Cluster,
+    /// The job.
+    pub job: Job,
+    /// What the source states of the layout.
+    pub template: Template,
+}
+
+/// The prediction for one run.
+#[derive(Debug, Clone, Copy)]
+pub struct Prediction {
+    /// The layout used (stated fields plus chosen ones).
+    pub strategy: Strategy,
+    /// The cost model's numbers for it.
+    pub estimate: Estimate,
+    /// Which fields were chosen rather than stated.
+    pub chosen: Chosen,
+}
+
+/// Flags of the fields `predict` chose.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Chosen {
+    /// tp was chosen.
+    pub tp: bool,
+    /// pp was chosen.
+    pub pp: bool,
+    /// dp was chosen.
+    pub dp: bool,
+    /// vpp was chosen.
+    pub vpp: bool,
+    /// Sequence parallelism was chosen.
+    pub sequence_parallel: bool,
+    /// Micro-batch was chosen.
+    pub micro_batch: bool,
+    /// Recomputation was chosen.
+    pub recompute: bool,
+    /// ZeRO stage was chosen.
+    pub zero: bool,
+}
+
+impl Prediction {
+    /// The chosen fields as `field=value` pairs separated by `;` (empty when nothing was chosen).
+    pub fn choices(&self) -> String {
+        let s = &self.strategy;
+        let c = &self.chosen;
+        let mut parts: Vec<String> = Vec::new();
+        if c.tp {
+            parts.push(format!("tp={}", s.tp));
+        }
+        if c.pp {
+            parts.push(format!("pp={}", s.pp));
+        }
+        if c.dp {
+            parts.push(format!("dp={}", s.dp));
+        }
+        if c.vpp {
+            parts.push(format!("vpp={}", s.vpp));
+        }
+        if c.sequence_parallel {
+            parts.push(format!("sequence_parallel={}", s.sp_active()));
+        }
+        if c.micro_batch {
+            parts.push(format!("micro_batch={}", s.micro_batch));
+        }
+        if c.recompute {
+            parts.push(format!("recompute={}", s.recompute.as_str()));
+        }
+        if c.zero {
+            parts.push(format!("zero={}", s.zero));
+        }
+        parts.join(";")
+    }
+}
+
+fn divisors(n: u32) -> impl Iterator<Item = u32> {
+    (1..=n).filter(move |d| n % d == 0)
+}
+
+/// Predicts `run`, choosing unstated layout fields. Errors with the first reason the stated
+/// layout cannot be built when no candidate is valid.
+pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
+    let t = &run.template;
+    let n = run.cluster.n_gpus;
+    let cp = t.cp.unwrap_or(1);
+    let ep = t.ep.unwrap_or(1);
+    let gpn = run.cluster.node.gpus_per_node;
+    let tps: Vec<u32> = match t.tp {
+        Some(tp) => vec![tp],
+        None => divisors(gpn.min(n)).collect(),
+    };
+    let mut best: Option<(Prediction, bool)> = None;
+    let mut first_err: Option<Infeasible> = None;
+    for &tp in &tps {
+        let pps: Vec<u32> = match (t.pp, t.dp) {
+            (Some(pp), _) => vec![pp],
+            (None, Some(dp)) => {
+                let denom = u64::from(tp) * u64::from(dp) * u64::from(cp);
+                if denom == 0 || u64::from(n) % denom != 0 {
+                    continue;
+                }
+                vec![(u64::from(n) / denom) as u32]
+            }
+            (None, None) => divisors(n / tp.max(1))
+                .filter(|pp| *pp <= run.model.n_layers)
+                .collect(),
+        };
+        for pp in pps {
+            let mp = u64::from(tp) * u64::from(pp) * u64::from(cp);
+            if mp == 0 || u64::from(n) % mp != 0 {
+                continue;
+            }
+            let dp = t.dp.unwrap_or((u64::from(n) / mp) as u32);
+            let per_replica = run.job.global_batch / dp.max(1);
+            let mbs: Vec<u32> = match t.micro_batch {
+                Some(mb) => vec![mb],
+                None => divisors(per_replica.max(1))
+                    .filter(|mb| *mb <= 64)
+                    .collect(),
+            };
+            let vpps: Vec<u32> = match t.vpp {
+                Some(v) => vec![v],
+                None if pp > 1 => (1..=8)
+                    .filter(|v| run.model.n_layers % (pp * v) == 0)
+                    .collect(),
+                None => vec![1],
+            };
+            let sps: &[bool] = match t.sequence_parallel {
+                Some(true) => &[true],
+                None if tp > 1 => &[true, false],
+                Some(false) | None => &[false],
+            };
+            let recs: &[Recompute] = match t.recompute {
+                Some(Recompute::None) => &[Recompute::None],
+                Some(Recompute::Selective) => &[Recompute::Selective],
+                Some(Recompute::Full) => &[Recompute::Full],
+                None => &Recompute::ALL,
+            };
+            let zeros: Vec<u8> = t.zero.map_or_else(|| vec![0, 1, 2, 3], |z| vec![z]);
+            for &mb in &mbs {
+                for &vpp in &vpps {
+                    for &sp in sps {
+                        for &recompute in recs {
+                            for &zero in &zeros {
+                                let strategy = Strategy {
+                                    dp,
+                                    tp,
+                                    pp,
+                                    cp,
+                                    ep,
+                                    vpp,
+                                    micro_batch: mb,
+                                    zero,
+                                    recompute,
+                                    sequence_parallel: sp,
+                                    flash_attention: true,
+                                };
+                                match evaluate(&run.model, &run.cluster, &run.job, &strategy) {
+                                    Ok(estimate) => {
+                                        let fits = estimate.fits();
+                                        let better = match &best {
+                                            None => true,
+                                            Some((b, bfits)) => match (fits, *bfits) {
+                                                (true, false) => true,
+                                                (false, true) => false,
+                                                (true, true) => {
+                                                    estimate.tokens_per_s > b.estimate.tokens_per_s
+                                                }
+                                                (false, false) => {
+                                                    estimate.memory.total.get()
+                                                        < b.estimate.memory.total.get()
+                                                }
+                                            },
+                                        };
+                                        if better {
+                                            let chosen = Chosen {
+                                                tp: t.tp.is_none(),
+                                                pp: t.pp.is_none(),
+                                                dp: t.dp.is_none(),
+                                                vpp: t.vpp.is_none() && pp > 1,
+                                                sequence_parallel: t.sequence_parallel.is_none()
+                                                    && tp > 1,
+                                                micro_batch: t.micro_batch.is_none(),
+                                                recompute: t.recompute.is_none(),
+                                                zero: t.zero.is_none(),
+                                            };
+                                            best = Some((
+                                                Prediction {
+                                                    strategy,
+                                                    estimate,
+                                                    chosen,
+                                                },
+                                                fits,
+                                            ));
+                                        }
+                                    }
+                                    Err(e) => {
+                                        first_err.get_or_insert(e);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    match best {
+        Some((p, _)) => Ok(p),
+        None => Err(first_err.unwrap_or(Infeasible::ZeroDegree { field: "tp" })),
+    }
+}
+
+/// Absolute relative errors summarised.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ErrorSummary {
+    /// Rows counted.
+    pub n: usize,
+    /// Median absolute relative error.
+    pub median: f64,
+    /// Worst absolute relative error.
+    pub worst: f64,
+}
+
+impl ErrorSummary {
+    /// Summarises absolute relative errors (order does not matter).
+    pub fn of(errors: &[f64]) -> Self {
+        let mut v: Vec<f64> = errors
+            .iter()
+            .map(|e| e.abs())
+            .filter(|e| e.is_finite())
+            .collect();
+        if v.is_empty() {
+            return Self::default();
+        }
+        v.sort_by(f64::total_cmp);
+        let mid = v.len() / 2;
+        let median = if v.len() % 2 == 0 {
+            (v[mid - 1] + v[mid]) / 2.0
+        } else {
+            v[mid]
+        };
+        Self {
+            n: v.len(),
+            median,
+            worst: v[v.len() - 1],
+        }
+    }
+}
