@@ -1,26 +1,473 @@
-//! `trainplan evaluate` and `trainplan explain` (placeholder, issue 3).
+//! `trainplan evaluate` and `trainplan explain`: the one strategy a scenario gives, priced.
 
+use crate::output::{emit, table, Format};
+use anyhow::Context;
+use serde::Serialize;
+use std::fmt::Write as _;
 use std::path::PathBuf;
+use trainplan_hardware::{Cluster, Collective, Group};
+use trainplan_io::scenario::Scenario;
 use trainplan_io::Database;
+use trainplan_parallel::{evaluate, Bottleneck, Estimate, Job, Strategy};
+use trainplan_units::{Bytes, GIB};
 
 /// Arguments of `trainplan evaluate`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Scenario file.
+    /// Scenario file with [model], [cluster] (including n_gpus), [job] and [strategy]; see
+    /// scenarios/README.md.
     pub scenario: PathBuf,
+    /// Output format (default: table on a terminal, csv otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Write to FILE (atomically) instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// Arguments of `trainplan explain`.
 #[derive(Debug, clap::Args)]
 pub struct ExplainArgs {
-    /// Scenario file.
+    /// Scenario file with [model], [cluster] (including n_gpus), [job] and [strategy].
     pub scenario: PathBuf,
 }
 
-pub fn run(_args: &Args, _db: &Database) -> anyhow::Result<()> {
-    anyhow::bail!("`trainplan evaluate` is not implemented yet")
+/// Everything `evaluate` reports, flat, with units in the names.
+#[derive(Debug, Serialize)]
+struct Report {
+    scenario: String,
+    model: String,
+    params: f64,
+    gpu: String,
+    node: String,
+    n_gpus: u32,
+    nodes: u32,
+    dp: u32,
+    tp: u32,
+    pp: u32,
+    cp: u32,
+    ep: u32,
+    vpp: u32,
+    micro_batch: u32,
+    grad_accum: u32,
+    global_batch: u32,
+    seq_len: u32,
+    zero: u8,
+    recompute: &'static str,
+    sequence_parallel: bool,
+    flash_attention: bool,
+    precision: &'static str,
+    mem_weights_gib: f64,
+    mem_gradients_gib: f64,
+    mem_optimizer_gib: f64,
+    mem_activations_gib: f64,
+    mem_comm_buffers_gib: f64,
+    mem_reserve_gib: f64,
+    mem_total_gib: f64,
+    mem_capacity_gib: f64,
+    fits: bool,
+    compute_s: f64,
+    tp_comm_s: f64,
+    cp_comm_s: f64,
+    pp_comm_s: f64,
+    dp_comm_s: f64,
+    bubble_s: f64,
+    optimizer_s: f64,
+    step_time_s: f64,
+    tokens_per_s: f64,
+    tokens_per_s_per_gpu: f64,
+    mfu: f64,
+    hfu: f64,
+    bottleneck: &'static str,
+    tokens: f64,
+    train_days: f64,
+    gpu_hours: f64,
+    cost_usd: Option<f64>,
 }
 
-pub fn explain(_args: &ExplainArgs, _db: &Database) -> anyhow::Result<()> {
-    anyhow::bail!("`trainplan explain` is not implemented yet")
+fn report(sc: &Scenario, cluster: &Cluster, s: &Strategy, e: &Estimate) -> Report {
+    let m = &e.memory;
+    let t = &e.time;
+    let train_s = e.train_time(sc.job.tokens).get();
+    let gpu_hours = train_s / 3600.0 * f64::from(cluster.n_gpus);
+    Report {
+        scenario: sc.path.clone(),
+        model: sc.model_name.clone(),
+        params: sc.model.params().total,
+        gpu: cluster.accelerator.id.clone(),
+        node: cluster.node.id.clone(),
+        n_gpus: cluster.n_gpus,
+        nodes: cluster.n_nodes(),
+        dp: s.dp,
+        tp: s.tp,
+        pp: s.pp,
+        cp: s.cp,
+        ep: s.ep,
+        vpp: s.vpp,
+        micro_batch: s.micro_batch,
+        grad_accum: e.grad_accum,
+        global_batch: sc.job.global_batch,
+        seq_len: sc.job.seq_len,
+        zero: s.zero,
+        recompute: s.recompute.as_str(),
+        sequence_parallel: s.sp_active(),
+        flash_attention: s.flash_attention,
+        precision: sc.job.precision.as_str(),
+        mem_weights_gib: m.weights.gib(),
+        mem_gradients_gib: m.gradients.gib(),
+        mem_optimizer_gib: m.optimizer.gib(),
+        mem_activations_gib: m.activations.gib(),
+        mem_comm_buffers_gib: m.comm_buffers.gib(),
+        mem_reserve_gib: m.reserve.gib(),
+        mem_total_gib: m.total.gib(),
+        mem_capacity_gib: m.capacity.gib(),
+        fits: e.fits(),
+        compute_s: t.compute.get(),
+        tp_comm_s: t.tp_comm.get(),
+        cp_comm_s: t.cp_comm.get(),
+        pp_comm_s: t.pp_comm.get(),
+        dp_comm_s: t.dp_comm.get(),
+        bubble_s: t.bubble.get(),
+        optimizer_s: t.optimizer.get(),
+        step_time_s: t.step.get(),
+        tokens_per_s: e.tokens_per_s,
+        tokens_per_s_per_gpu: e.tokens_per_s_per_gpu,
+        mfu: e.mfu,
+        hfu: e.hfu,
+        bottleneck: e.bottleneck.as_str(),
+        tokens: sc.job.tokens,
+        train_days: train_s / 86_400.0,
+        gpu_hours,
+        cost_usd: sc.price_usd_per_gpu_hour.map(|p| p * gpu_hours),
+    }
+}
+
+/// Loads the scenario and prices its strategy.
+fn load(
+    path: &std::path::Path,
+    db: &Database,
+) -> anyhow::Result<(Scenario, Cluster, Strategy, Estimate)> {
+    let sc = Scenario::load(path, db)?;
+    let cluster = sc.fixed_cluster()?;
+    let strategy = sc.strategy.with_context(|| {
+        format!(
+            "{}: the scenario has no [strategy] section; evaluate and explain price one strategy (use `trainplan sweep` to search)",
+            sc.path
+        )
+    })?;
+    let estimate = evaluate(&sc.model, &cluster, &sc.job, &strategy)
+        .map_err(|e| anyhow::anyhow!("{}: [strategy] cannot run: {e}", sc.path))?;
+    Ok((sc, cluster, strategy, estimate))
+}
+
+fn g(x: f64) -> String {
+    format!("{x:.2}")
+}
+
+pub fn run(args: &Args, db: &Database) -> anyhow::Result<()> {
+    let (sc, cluster, s, e) = load(&args.scenario, db)?;
+    let r = report(&sc, &cluster, &s, &e);
+    let bytes = match Format::or_default(args.format) {
+        Format::Json => {
+            let mut t = serde_json::to_string_pretty(&r)?;
+            t.push('\n');
+            t.into_bytes()
+        }
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            w.serialize(&r)?;
+            w.into_inner()
+                .map_err(|e| anyhow::anyhow!("csv buffer: {e}"))?
+        }
+        Format::Table => {
+            let mut out = format!(
+                "{} on {} × {} ({} nodes of {}): dp {} tp {} pp {} cp {} vpp {}, micro-batch {} × {} accumulation, ZeRO-{}, recompute {}{}\n\n",
+                r.model, r.n_gpus, r.gpu, r.nodes, r.node, r.dp, r.tp, r.pp, r.cp, r.vpp, r.micro_batch, r.grad_accum, r.zero, r.recompute,
+                if r.sequence_parallel { ", sequence parallel" } else { "" }
+            );
+            let mem = vec![
+                vec!["memory per GPU".into(), "GiB".into()],
+                vec!["weights".into(), g(r.mem_weights_gib)],
+                vec!["gradients".into(), g(r.mem_gradients_gib)],
+                vec!["optimizer states".into(), g(r.mem_optimizer_gib)],
+                vec!["activations".into(), g(r.mem_activations_gib)],
+                vec!["communication buffers".into(), g(r.mem_comm_buffers_gib)],
+                vec!["reserve".into(), g(r.mem_reserve_gib)],
+                vec!["total".into(), g(r.mem_total_gib)],
+                vec![
+                    format!(
+                        "capacity ({})",
+                        if r.fits { "fits" } else { "DOES NOT FIT" }
+                    ),
+                    g(r.mem_capacity_gib),
+                ],
+            ];
+            out.push_str(&table(&mem));
+            out.push('\n');
+            let pct = |x: f64| format!("{:.1}", 100.0 * x / r.step_time_s);
+            let time = vec![
+                vec!["time per step".into(), "s".into(), "%".into()],
+                vec![
+                    "compute".into(),
+                    format!("{:.3}", r.compute_s),
+                    pct(r.compute_s),
+                ],
+                vec![
+                    "tensor-parallel comm (exposed)".into(),
+                    format!("{:.3}", r.tp_comm_s),
+                    pct(r.tp_comm_s),
+                ],
+                vec![
+                    "context-parallel comm (exposed)".into(),
+                    format!("{:.3}", r.cp_comm_s),
+                    pct(r.cp_comm_s),
+                ],
+                vec![
+                    "pipeline comm".into(),
+                    format!("{:.3}", r.pp_comm_s),
+                    pct(r.pp_comm_s),
+                ],
+                vec![
+                    "data-parallel comm (exposed)".into(),
+                    format!("{:.3}", r.dp_comm_s),
+                    pct(r.dp_comm_s),
+                ],
+                vec![
+                    "pipeline bubble".into(),
+                    format!("{:.3}", r.bubble_s),
+                    pct(r.bubble_s),
+                ],
+                vec![
+                    "optimizer step".into(),
+                    format!("{:.3}", r.optimizer_s),
+                    pct(r.optimizer_s),
+                ],
+                vec![
+                    "step".into(),
+                    format!("{:.3}", r.step_time_s),
+                    "100.0".into(),
+                ],
+            ];
+            out.push_str(&table(&time));
+            let _ = write!(
+                out,
+                "\ntokens/s {:.0} ({:.1} per GPU), MFU {:.1}%, HFU {:.1}%, bottleneck: {}\n{:.3e} tokens: {:.1} days, {:.0} GPU-hours{}\n",
+                r.tokens_per_s,
+                r.tokens_per_s_per_gpu,
+                100.0 * r.mfu,
+                100.0 * r.hfu,
+                r.bottleneck,
+                r.tokens,
+                r.train_days,
+                r.gpu_hours,
+                r.cost_usd.map_or_else(String::new, |c| format!(", ${c:.0}"))
+            );
+            out.into_bytes()
+        }
+    };
+    emit(args.output.as_ref(), &bytes)
+}
+
+fn gib(b: Bytes) -> String {
+    format!("{:.2} GiB", b.get() / GIB)
+}
+
+/// Writes the explanation of one plan.
+fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String {
+    let mut o = String::new();
+    let m = &sc.model;
+    let p = m.params();
+    let job: &Job = &sc.job;
+    let a = &c.accelerator;
+    let _ = writeln!(
+        o,
+        "# {} on {} × {} ({})\n",
+        sc.model_name, c.n_gpus, a.name, c.node.name
+    );
+    let _ = writeln!(
+        o,
+        "Model: {} layers, hidden {}, {} heads ({} KV), FFN {} ({}), vocab {}: {:.2}B parameters (embedding {:.2}B).",
+        m.n_layers,
+        m.hidden,
+        m.n_heads,
+        m.n_kv_heads,
+        m.ffn,
+        m.ffn_act.as_str(),
+        m.vocab,
+        p.total / 1e9,
+        p.embedding / 1e9
+    );
+    let _ = writeln!(
+        o,
+        "Layout: dp {} × tp {} × pp {} × cp {} = {} GPUs; {} micro-batches of {} sequences per step (global batch {} = dp × micro-batch × accumulation).\n",
+        s.dp, s.tp, s.pp, s.cp, c.n_gpus, e.grad_accum, s.micro_batch, job.global_batch
+    );
+
+    let mem = &e.memory;
+    let layers = s.max_layers_per_rank(m);
+    let _ = writeln!(
+        o,
+        "## Memory per GPU: {} of {} ({:.0}%)",
+        gib(mem.total),
+        gib(mem.capacity),
+        100.0 * mem.total.get() / mem.capacity.get()
+    );
+    let _ = writeln!(o, "- The busiest pipeline rank holds {layers} layers; each GPU keeps 1/{} of every weight matrix (tp).", s.tp);
+    let _ = writeln!(
+        o,
+        "- weights {}: 2 bytes per parameter in 16-bit{}.",
+        gib(mem.weights),
+        if s.zero >= 3 {
+            ", sharded away by ZeRO-3 (gathered a layer at a time)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        o,
+        "- gradients {}: {} bytes per parameter{} (Rajbhandari et al. 2020).",
+        gib(mem.gradients),
+        job.grad_bytes,
+        if s.zero >= 2 {
+            format!(
+                ", divided over dp × cp = {} by ZeRO-{}",
+                s.dp * s.cp,
+                s.zero
+            )
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(
+        o,
+        "- optimizer states {}: 12 bytes per parameter (fp32 master + Adam m and v){}.",
+        gib(mem.optimizer),
+        if s.zero >= 1 {
+            format!(", divided over dp × cp = {}", s.dp * s.cp)
+        } else {
+            " — not sharded (ZeRO-0)".into()
+        }
+    );
+    let _ = writeln!(
+        o,
+        "- activations {}: s·b·h·(34 + 5·a·s/h) bytes per layer (Korthikanti et al. 2022) with recompute = {}{}, × {} layers × {} micro-batches in flight (1F1B keeps pp in flight){}.",
+        gib(mem.activations),
+        s.recompute.as_str(),
+        if s.sp_active() { ", divided by tp under sequence parallelism" } else { "" },
+        layers,
+        s.pp.min(e.grad_accum),
+        if s.vpp > 1 { format!(", × (1 + (p-1)/(p·v)) for {} virtual stages", s.vpp) } else { String::new() }
+    );
+    let _ = writeln!(
+        o,
+        "- communication buffers {}, reserve {} (runtime context and allocator fragmentation).\n",
+        gib(mem.comm_buffers),
+        gib(mem.reserve)
+    );
+
+    let t = &e.time;
+    let step = t.step.get();
+    let share = |x: f64| 100.0 * x / step;
+    let _ = writeln!(o, "## Time per step: {step:.3} s");
+    let peak = c.peak_or_bf16(job.precision.matmul_dtype());
+    let _ = writeln!(
+        o,
+        "- compute {:.3} s ({:.0}%): {:.3e} FLOPs per token × {} tokens per step / {} GPUs, at {:.0}% of the {:.0} TFLOP/s {} peak for large products (fitted), less for small shapes and attention.",
+        t.compute.get(),
+        share(t.compute.get()),
+        e.model_flops_per_token.get(),
+        u64::from(job.global_batch) * u64::from(job.seq_len),
+        c.n_gpus,
+        100.0 * a.efficiency.matmul_fraction,
+        peak.tflops(),
+        job.precision.as_str()
+    );
+    let tp_group = Group {
+        size: s.tp,
+        stride: 1,
+    };
+    let (tp_bw, tp_tier) = c.bus_bandwidth(tp_group);
+    let _ = writeln!(
+        o,
+        "- tensor-parallel communication {:.3} s ({:.0}%): 4 collectives of b·s·h·2 bytes per layer per micro-batch (6 with full recompute) over {} ranks on the {} tier at {:.0} GB/s.",
+        t.tp_comm.get(),
+        share(t.tp_comm.get()),
+        s.tp,
+        tp_tier.as_str(),
+        tp_bw.gbps()
+    );
+    let dp_group = Group {
+        size: s.dp * s.cp,
+        stride: s.tp,
+    };
+    let (dp_bw, dp_tier) = c.bus_bandwidth(dp_group);
+    let grads = Bytes(p.total / f64::from(s.tp * s.pp) * job.grad_bytes);
+    let _ = writeln!(
+        o,
+        "- data-parallel communication {:.3} s exposed ({:.0}%): reducing {} of gradients over {} ranks on the {} tier at {:.0} GB/s takes {:.3} s, mostly hidden behind backward{}.",
+        t.dp_comm.get(),
+        share(t.dp_comm.get()),
+        gib(grads),
+        s.dp * s.cp,
+        dp_tier.as_str(),
+        dp_bw.gbps(),
+        c.collective_time(Collective::ReduceScatter, grads, dp_group).get(),
+        if s.zero >= 3 { "; ZeRO-3 also gathers weights twice per micro-batch" } else { "" }
+    );
+    let _ = writeln!(
+        o,
+        "- pipeline bubble {:.3} s ({:.0}%): (pp - 1)/vpp = {:.2} micro-batch times out of {} (Narayanan et al. 2021).",
+        t.bubble.get(),
+        share(t.bubble.get()),
+        (f64::from(s.pp) - 1.0) / f64::from(s.vpp),
+        e.grad_accum
+    );
+    let _ = writeln!(
+        o,
+        "- pipeline sends {:.3} s, context-parallel exchange {:.3} s, optimizer step {:.3} s.\n",
+        t.pp_comm.get(),
+        t.cp_comm.get(),
+        t.optimizer.get()
+    );
+    let _ = writeln!(
+        o,
+        "Throughput: {:.0} tokens/s ({:.1} per GPU); MFU {:.1}% (model FLOPs over the {} peak), HFU {:.1}%.\n",
+        e.tokens_per_s,
+        e.tokens_per_s_per_gpu,
+        100.0 * e.mfu,
+        job.precision.as_str(),
+        100.0 * e.hfu
+    );
+
+    let _ = writeln!(o, "## Binding constraint: {}", e.bottleneck.as_str());
+    let advice = if e.fits() {
+        match e.bottleneck {
+            Bottleneck::Compute => "Compute dominates: the layout is efficient. Larger micro-batches or less recomputation (memory allowing) are what is left.".into(),
+            Bottleneck::TensorComm => format!(
+                "Tensor-parallel collectives cost {:.0}% of the step. Lower tp (keep it inside one node), or turn on sequence parallelism.",
+                share(t.tp_comm.get())
+            ),
+            Bottleneck::ContextComm => "Ring attention traffic is not hidden: lower cp or use longer sequences per rank.".into(),
+            Bottleneck::PipelineComm => "Pipeline sends are exposed: fewer stages or fewer virtual stages.".into(),
+            Bottleneck::DataComm => "Gradient and weight traffic across data-parallel ranks is exposed: larger micro-batches or more accumulation hide it, a lower ZeRO stage sends less, tp/pp shrinks what each rank sends.".into(),
+            Bottleneck::Bubble => format!(
+                "The pipeline idles {:.0}% of the step. More micro-batches per step (smaller micro-batch or larger global batch), virtual stages (vpp), or fewer stages.",
+                share(t.bubble.get())
+            ),
+            Bottleneck::Optimizer => "The optimizer step is a large share: shard it with ZeRO-1 or more.".into(),
+            Bottleneck::Memory => "Memory is over 95% full: the plan has no room for a larger micro-batch; fragmentation may push it over.".into(),
+        }
+    } else {
+        format!(
+            "The plan needs {} more than the GPU has. Shard more state (a higher ZeRO stage), recompute more activations, raise tp or pp, or use a smaller micro-batch.",
+            gib(mem.total - mem.capacity)
+        )
+    };
+    let _ = writeln!(o, "{advice}");
+    o
+}
+
+pub fn explain(args: &ExplainArgs, db: &Database) -> anyhow::Result<()> {
+    let (sc, cluster, s, e) = load(&args.scenario, db)?;
+    emit(None, explanation(&sc, &cluster, &s, &e).as_bytes())
 }
