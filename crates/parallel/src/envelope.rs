@@ -446,7 +446,11 @@ pub fn envelope(input: &EnvelopeInput<'_>) -> Result<Envelope, EnvelopeError> {
             )
         }
     };
-    let flops_6nd = training_flops_6nd(active_params, tokens);
+    // A given budget is C itself: recomputing 6·N·D from sqrt(C/120) would only add rounding.
+    let flops_6nd = compute_opt.map_or_else(
+        || training_flops_6nd(active_params, tokens),
+        |split| split.compute,
+    );
     finite("training FLOPs", flops_6nd.get())?;
     let with_attention =
         with_attention.map(|(seq_len, flops_per_token, training_flops)| WithAttention {
@@ -653,7 +657,7 @@ mod tests {
         };
         let e = envelope(&input).unwrap();
         assert_eq!(e.tokens_source, TokensSource::ComputeOptimal);
-        assert!(close(e.training_flops.get(), 5.76e23, 1e-12));
+        assert_eq!(e.training_flops, Flops(5.76e23));
         assert_eq!(e.cost_usd, None);
         // 5.76e23 / (989.4e12 × 0.40) / 3600 = 404,285 GPU-hours; on 1,024 GPUs 16.45 days.
         assert!(close(e.gpu_hours, 404_285.0, 1e-4), "{}", e.gpu_hours);
