@@ -14,7 +14,9 @@
 pub mod atomic;
 mod database;
 mod errors;
+mod hardware_file;
 pub mod numbers;
+mod preset_file;
 pub mod runs;
 pub mod scenario;
 pub mod tomlfile;
