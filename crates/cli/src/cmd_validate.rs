@@ -303,7 +303,8 @@ fn to_csv(rows: &[Row]) -> anyhow::Result<Vec<u8>> {
             r.skipped.clone(),
         ])?;
     }
-    w.into_inner().map_err(|e| anyhow::anyhow!("csv buffer: {e}"))
+    w.into_inner()
+        .map_err(|e| anyhow::anyhow!("csv buffer: {e}"))
 }
 
 fn to_table(rows: &[Row], summary: &Summary) -> String {
