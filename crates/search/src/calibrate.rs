@@ -207,7 +207,7 @@ pub fn fit(mut obs: Vec<Observation>, mut params: Vec<Param>, max_iterations: us
     let mut r = residuals(&obs);
     let rms_before = rms(&r);
     let mut cost = rms_before;
-    let mut lambda = 1e-2;
+    let mut lambda: f64 = 1e-2;
     let mut iterations = 0;
     for _ in 0..max_iterations {
         iterations += 1;
