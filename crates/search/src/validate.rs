@@ -165,7 +165,7 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
             let vpps: Vec<u32> = match t.vpp {
                 Some(v) => vec![v],
                 None if pp > 1 => (1..=8)
-                    .filter(|v| run.model.n_layers % (pp * v) == 0)
+                    .filter(|&v| v == 1 || run.model.n_layers % (pp * v) == 0)
                     .collect(),
                 None => vec![1],
             };
@@ -251,7 +251,14 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
     }
     match best {
         Some((p, _)) => Ok(p),
-        None => Err(first_err.unwrap_or(Infeasible::ZeroDegree { field: "tp" })),
+        None => Err(first_err.unwrap_or(Infeasible::GpuCount {
+            dp: t.dp.unwrap_or(0),
+            tp: t.tp.unwrap_or(0),
+            pp: t.pp.unwrap_or(0),
+            cp,
+            product: 0,
+            n_gpus: n,
+        })),
     }
 }
 
