@@ -29,9 +29,9 @@
 // `calibrate` and `validate` belong to the cost-model work (trainplan validate); keep them.
 pub mod calibrate;
 mod counts;
+mod errors;
 #[doc(hidden)]
 pub mod fixtures;
-mod errors;
 mod plan;
 mod rank;
 mod shortfall;

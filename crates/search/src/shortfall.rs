@@ -1,0 +1,134 @@
+//! The answer when no plan qualifies: why, the closest plans, and what it would take.
+
+use crate::{Plan, SweepResult};
+use std::fmt;
+
+/// Why a sweep returned no plan, with what would change that.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shortfall {
+    /// The deadline that was asked for.
+    pub deadline_days: Option<f64>,
+    /// The budget that was asked for.
+    pub budget_usd: Option<f64>,
+    /// Strategies in the space.
+    pub strategies: u64,
+    /// The most common rejection, when nothing fits at all.
+    pub top_rejection: Option<(&'static str, u64)>,
+    /// The fastest feasible plan and its accelerator id.
+    pub fastest: Option<(Plan, String)>,
+    /// The cheapest feasible plan and its accelerator id.
+    pub cheapest: Option<(Plan, String)>,
+    /// GPUs the deadline needs at the fastest plan's per-GPU throughput (a lower bound: per-GPU
+    /// throughput only falls as a job grows).
+    pub gpus_needed: Option<u64>,
+    /// Largest GPU count of the space.
+    pub max_n_gpus: u32,
+}
+
+impl Shortfall {
+    pub(crate) fn new(r: &SweepResult) -> Self {
+        let name = |p: &Plan| r.gpus.get(usize::from(p.gpu)).cloned().unwrap_or_default();
+        let fastest = r.fastest.first().map(|p| (*p, name(p)));
+        let cheapest = r.cheapest.first().map(|p| (*p, name(p)));
+        let gpus_needed = match (r.constraints.deadline_days, &fastest) {
+            (Some(d), Some((p, _))) if p.train_days > d => {
+                Some((f64::from(p.n_gpus) * p.train_days / d).ceil() as u64)
+            }
+            _ => None,
+        };
+        Self {
+            deadline_days: r.constraints.deadline_days,
+            budget_usd: r.constraints.budget_usd,
+            strategies: r.stats.strategies,
+            top_rejection: r.stats.rejections.first().copied(),
+            fastest,
+            cheapest,
+            gpus_needed,
+            max_n_gpus: r.max_n_gpus,
+        }
+    }
+}
+
+/// A one-line description of a plan for messages.
+pub fn describe(p: &Plan, gpu: &str) -> String {
+    let s = &p.strategy;
+    let cost = p.cost_usd.map_or_else(
+        || format!("{:.0} GPU-hours", p.gpu_hours),
+        |c| format!("${c:.0}"),
+    );
+    format!(
+        "{n} × {gpu} (dp {dp} tp {tp} pp {pp} vpp {vpp}, micro-batch {mb}, ZeRO {z}, {rc} recompute): {days:.1} days, {cost}",
+        n = p.n_gpus,
+        dp = s.dp,
+        tp = s.tp,
+        pp = s.pp,
+        vpp = s.vpp,
+        mb = s.micro_batch,
+        z = s.zero,
+        rc = s.recompute.as_str(),
+        days = p.train_days,
+    )
+}
+
+impl fmt::Display for Shortfall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (Some((fast, fast_gpu)), Some((cheap, cheap_gpu))) = (&self.fastest, &self.cheapest)
+        else {
+            write!(
+                f,
+                "no strategy of the {} in the space fits in memory",
+                self.strategies
+            )?;
+            if let Some((reason, n)) = self.top_rejection {
+                write!(f, " (most common rejection: {reason}, {n} strategies)")?;
+            }
+            return write!(
+                f,
+                "; it would take more GPUs, an accelerator with more memory, or allowing ZeRO-3 and full recomputation"
+            );
+        };
+        let mut wrote = false;
+        if let Some(d) = self.deadline_days {
+            if fast.train_days > d {
+                write!(
+                    f,
+                    "no plan finishes within the deadline of {d} days; the fastest is {}. It would take a deadline of at least {:.1} days",
+                    describe(fast, fast_gpu),
+                    fast.train_days
+                )?;
+                if let Some(g) = self.gpus_needed {
+                    write!(
+                        f,
+                        ", or at least {g} GPUs at that plan's per-GPU throughput (the sweep went up to {})",
+                        self.max_n_gpus
+                    )?;
+                }
+                wrote = true;
+            }
+        }
+        if let Some(b) = self.budget_usd {
+            if cheap.cost() > b {
+                if wrote {
+                    f.write_str("; also, ")?;
+                }
+                write!(
+                    f,
+                    "no plan fits the budget of ${b:.0}; the cheapest is {}. It would take a budget of at least ${:.0}",
+                    describe(cheap, cheap_gpu),
+                    cheap.cost().ceil()
+                )?;
+                wrote = true;
+            }
+        }
+        if !wrote {
+            // Each constraint alone can be met, but no single plan meets both.
+            write!(
+                f,
+                "no plan meets both the deadline and the budget; the fastest is {}, the cheapest is {}. It would take a longer deadline or a larger budget",
+                describe(fast, fast_gpu),
+                describe(cheap, cheap_gpu)
+            )?;
+        }
+        Ok(())
+    }
+}
