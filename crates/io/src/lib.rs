@@ -16,9 +16,11 @@ mod database;
 mod errors;
 mod hardware_file;
 pub mod numbers;
+pub mod plans;
 mod preset_file;
 pub mod runs;
 pub mod scenario;
+pub mod sweep;
 pub mod tomlfile;
 
 pub use database::{Database, ModelPreset};

@@ -39,7 +39,10 @@ impl Objective {
 /// A strategy on one accelerator type and GPU count, with the numbers the plans CSV reports.
 ///
 /// Every field is plain data (no heap), so building a plan on the sweep's hot path allocates
-/// nothing, and a plan read back from a CSV compares exactly as the one that was written.
+/// nothing. Numbers are rounded to fixed decimals when the plan is built (days and seconds to
+/// 1e-6, USD to cents), and the ranking compares the rounded values: a plan written to a CSV
+/// and read back is then identical to the one that was ranked, so merging shard files gives
+/// exactly the single-run ranking.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Plan {
     /// Index of the accelerator in the sweep's accelerator list, which is sorted by id so that
@@ -100,7 +103,6 @@ impl Plan {
         price_usd_per_gpu_hour: Option<f64>,
     ) -> Self {
         let train_s = job.tokens / e.tokens_per_s;
-        let train_days = train_s / DAY_S;
         let gpu_hours = f64::from(n_gpus) * train_s / 3600.0;
         Self {
             gpu,
@@ -109,20 +111,20 @@ impl Plan {
             global_batch: job.global_batch,
             strategy,
             grad_accum: e.grad_accum,
-            mem_gib: e.memory.total.gib(),
-            mem_capacity_gib: e.memory.capacity.gib(),
+            mem_gib: round(e.memory.total.gib(), 1e3),
+            mem_capacity_gib: round(e.memory.capacity.gib(), 1e3),
             fits: e.fits(),
-            step_time_s: e.time.step.get(),
-            tokens_per_s: e.tokens_per_s,
-            tokens_per_s_per_gpu: e.tokens_per_s_per_gpu,
-            mfu: e.mfu,
-            hfu: e.hfu,
-            compute_s: e.time.compute.get(),
-            exposed_comm_s: e.time.exposed_comm().get(),
-            bubble_s: e.time.bubble.get(),
-            train_days,
-            gpu_hours,
-            cost_usd: price_usd_per_gpu_hour.map(|p| p * gpu_hours),
+            step_time_s: round(e.time.step.get(), 1e6),
+            tokens_per_s: round(e.tokens_per_s, 1e1),
+            tokens_per_s_per_gpu: round(e.tokens_per_s_per_gpu, 1e3),
+            mfu: round(e.mfu, 1e6),
+            hfu: round(e.hfu, 1e6),
+            compute_s: round(e.time.compute.get(), 1e6),
+            exposed_comm_s: round(e.time.exposed_comm().get(), 1e6),
+            bubble_s: round(e.time.bubble.get(), 1e6),
+            train_days: round(train_s / DAY_S, 1e6),
+            gpu_hours: round(gpu_hours, 1e3),
+            cost_usd: price_usd_per_gpu_hour.map(|p| round(p * gpu_hours, 1e2)),
             bottleneck: e.bottleneck,
         }
     }
@@ -138,7 +140,7 @@ impl Plan {
     #[inline]
     pub fn is_finite(&self) -> bool {
         self.train_days.is_finite()
-            && self.train_days > 0.0
+            && self.train_days >= 0.0
             && self.cost().is_finite()
             && self.mfu.is_finite()
     }
@@ -157,6 +159,14 @@ impl Plan {
         let (ot, oc) = (other.train_days, other.cost());
         t <= ot && c <= oc && (t < ot || c < oc)
     }
+}
+
+/// `x` rounded to `1/scale` (`scale` a power of ten): the division of an integer by an exact
+/// power of ten is correctly rounded, so the result is the double nearest that decimal, which
+/// Rust prints as exactly that decimal.
+#[inline]
+fn round(x: f64, scale: f64) -> f64 {
+    (x * scale).round() / scale
 }
 
 /// Orders `a` before `b` when it ranks higher under `objective`: the objective first, then the

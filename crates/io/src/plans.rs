@@ -1,0 +1,517 @@
+//! The plans CSV: one row per ranked plan, written by `trainplan sweep` and read back by
+//! `trainplan merge`.
+//!
+//! The first columns are the contract of DESIGN.md, in its order; columns added later go at the
+//! end. Numbers are the plan's values, which the search rounds to fixed decimals when it builds
+//! them (`trainplan_search::Plan`); Rust prints such a value as its shortest decimal, so the text
+//! reads back to the identical number and a merge of shard files ranks exactly as one run does.
+
+use crate::{IoError, Location};
+use std::collections::BTreeSet;
+use std::path::Path;
+use trainplan_model::Recompute;
+use trainplan_parallel::{Bottleneck, Strategy};
+use trainplan_search::{compare, pareto_front, Objective, Plan, TopK};
+
+/// The columns of DESIGN.md, in order.
+pub const COLUMNS: [&str; 28] = [
+    "rank",
+    "gpu",
+    "n_gpus",
+    "nodes",
+    "dp",
+    "tp",
+    "pp",
+    "cp",
+    "ep",
+    "vpp",
+    "micro_batch",
+    "grad_accum",
+    "global_batch",
+    "zero",
+    "recompute",
+    "mem_gib",
+    "mem_capacity_gib",
+    "fits",
+    "step_time_s",
+    "tokens_per_s",
+    "tokens_per_s_per_gpu",
+    "mfu",
+    "compute_s",
+    "exposed_comm_s",
+    "bubble_s",
+    "train_days",
+    "gpu_hours",
+    "cost_usd",
+];
+
+/// Columns after the contract's: strategy flags, diagnostics, and how the file was ranked (so
+/// that `merge` ranks the same way).
+pub const EXTRA_COLUMNS: [&str; 6] = [
+    "sequence_parallel",
+    "flash_attention",
+    "hfu",
+    "bottleneck",
+    "objective",
+    "pareto",
+];
+
+/// Every column, in file order.
+pub fn header() -> Vec<&'static str> {
+    COLUMNS
+        .iter()
+        .chain(EXTRA_COLUMNS.iter())
+        .copied()
+        .collect()
+}
+
+/// A ranked list of plans with how it was ranked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plans {
+    /// Accelerator ids; `Plan::gpu` indexes this list, which is sorted.
+    pub gpus: Vec<String>,
+    /// Plans, best first.
+    pub plans: Vec<Plan>,
+    /// The ranking's objective.
+    pub objective: Objective,
+    /// True when the list is a Pareto front.
+    pub pareto: bool,
+}
+
+/// The cells of one row, in [`header`] order.
+pub fn row(rank: usize, plan: &Plan, gpu: &str, objective: Objective, pareto: bool) -> Vec<String> {
+    let s = &plan.strategy;
+    vec![
+        rank.to_string(),
+        gpu.to_string(),
+        plan.n_gpus.to_string(),
+        plan.nodes.to_string(),
+        s.dp.to_string(),
+        s.tp.to_string(),
+        s.pp.to_string(),
+        s.cp.to_string(),
+        s.ep.to_string(),
+        s.vpp.to_string(),
+        s.micro_batch.to_string(),
+        plan.grad_accum.to_string(),
+        plan.global_batch.to_string(),
+        s.zero.to_string(),
+        s.recompute.as_str().to_string(),
+        num(plan.mem_gib),
+        num(plan.mem_capacity_gib),
+        plan.fits.to_string(),
+        num(plan.step_time_s),
+        num(plan.tokens_per_s),
+        num(plan.tokens_per_s_per_gpu),
+        num(plan.mfu),
+        num(plan.compute_s),
+        num(plan.exposed_comm_s),
+        num(plan.bubble_s),
+        num(plan.train_days),
+        num(plan.gpu_hours),
+        plan.cost_usd.map(num).unwrap_or_default(),
+        s.sequence_parallel.to_string(),
+        s.flash_attention.to_string(),
+        num(plan.hfu),
+        plan.bottleneck.as_str().to_string(),
+        objective.as_str().to_string(),
+        pareto.to_string(),
+    ]
+}
+
+/// A float as its shortest round-tripping decimal (never exponent notation).
+fn num(x: f64) -> String {
+    format!("{x}")
+}
+
+/// The rows of `plans` (header first), ranked from 1.
+pub fn rows(p: &Plans) -> Vec<Vec<String>> {
+    let mut out = vec![header().into_iter().map(String::from).collect()];
+    for (i, plan) in p.plans.iter().enumerate() {
+        let gpu = p.gpus.get(usize::from(plan.gpu)).map_or("", String::as_str);
+        out.push(row(i + 1, plan, gpu, p.objective, p.pareto));
+    }
+    out
+}
+
+/// The CSV text of `plans`, header always present.
+pub fn to_csv(p: &Plans) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for r in rows(p) {
+        // Writing to a Vec cannot fail; a failure would only drop the row.
+        let _ = w.write_record(&r);
+    }
+    w.into_inner().unwrap_or_default()
+}
+
+/// One row read back: the plan with its accelerator id (indices are assigned after all files
+/// are read, so that they follow the id order).
+#[derive(Debug, Clone, PartialEq)]
+struct Row {
+    gpu: String,
+    plan: Plan,
+    objective: Objective,
+    pareto: bool,
+}
+
+/// Reads a plans CSV written by `trainplan sweep`.
+pub fn read(path: &Path) -> Result<Plans, IoError> {
+    let bytes = std::fs::read(path).map_err(|source| IoError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&path.display().to_string(), &bytes)
+}
+
+/// Parses plans CSV `bytes` read from `label`.
+pub fn parse(label: &str, bytes: &[u8]) -> Result<Plans, IoError> {
+    let rows = parse_rows(label, bytes)?;
+    assemble(label, rows)
+}
+
+fn at_line(label: &str, line: Option<u64>) -> Location {
+    Location {
+        path: label.to_string(),
+        line: line.map(|l| l as usize),
+        column: None,
+    }
+}
+
+fn parse_rows(label: &str, bytes: &[u8]) -> Result<Vec<Row>, IoError> {
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(bytes);
+    let head = r
+        .headers()
+        .map_err(|e| IoError::Parse {
+            location: at_line(label, Some(1)),
+            message: format!("cannot read the header: {e}"),
+        })?
+        .clone();
+    let names: Vec<&str> = head.iter().collect();
+    for (i, want) in COLUMNS.iter().chain(EXTRA_COLUMNS.iter()).enumerate() {
+        if names.get(i) != Some(want) {
+            return Err(IoError::Parse {
+                location: at_line(label, Some(1)),
+                message: format!(
+                    "column {} should be `{want}`, found `{}`; this is not a plans CSV written by `trainplan sweep`",
+                    i + 1,
+                    names.get(i).unwrap_or(&"(none)")
+                ),
+            });
+        }
+    }
+    let mut out = Vec::new();
+    for rec in r.records() {
+        let rec = rec.map_err(|e| IoError::Parse {
+            location: at_line(label, e.position().map(csv::Position::line)),
+            message: e.to_string(),
+        })?;
+        let line = rec.position().map(csv::Position::line);
+        let cell = |i: usize| rec.get(i).unwrap_or("");
+        let field = |i: usize, message: String| IoError::Field {
+            location: at_line(label, line),
+            field: header()[i].to_string(),
+            message,
+        };
+        let int = |i: usize| -> Result<u32, IoError> {
+            cell(i).parse::<u32>().map_err(|_| {
+                field(
+                    i,
+                    format!("expected a non-negative integer, found `{}`", cell(i)),
+                )
+            })
+        };
+        let float = |i: usize| -> Result<f64, IoError> {
+            cell(i)
+                .parse::<f64>()
+                .map_err(|_| field(i, format!("expected a number, found `{}`", cell(i))))
+        };
+        let boolean = |i: usize| -> Result<bool, IoError> {
+            cell(i)
+                .parse::<bool>()
+                .map_err(|_| field(i, format!("expected true or false, found `{}`", cell(i))))
+        };
+        let recompute = match cell(14) {
+            "none" => Recompute::None,
+            "selective" => Recompute::Selective,
+            "full" => Recompute::Full,
+            other => {
+                return Err(field(
+                    14,
+                    format!("expected none, selective or full, found `{other}`"),
+                ))
+            }
+        };
+        let zero = u8::try_from(int(13)?).map_err(|_| field(13, "expected 0 to 3".into()))?;
+        let bottleneck = bottleneck(cell(31)).ok_or_else(|| {
+            field(
+                31,
+                format!("`{}` is not a bottleneck trainplan reports", cell(31)),
+            )
+        })?;
+        let objective = Objective::from_name(cell(32)).ok_or_else(|| {
+            field(
+                32,
+                format!("expected time, cost or mfu, found `{}`", cell(32)),
+            )
+        })?;
+        let cost_usd = if cell(27).is_empty() {
+            None
+        } else {
+            Some(float(27)?)
+        };
+        let plan = Plan {
+            gpu: 0,
+            n_gpus: int(2)?,
+            nodes: int(3)?,
+            global_batch: int(12)?,
+            strategy: Strategy {
+                dp: int(4)?,
+                tp: int(5)?,
+                pp: int(6)?,
+                cp: int(7)?,
+                ep: int(8)?,
+                vpp: int(9)?,
+                micro_batch: int(10)?,
+                zero,
+                recompute,
+                sequence_parallel: boolean(28)?,
+                flash_attention: boolean(29)?,
+            },
+            grad_accum: int(11)?,
+            mem_gib: float(15)?,
+            mem_capacity_gib: float(16)?,
+            fits: boolean(17)?,
+            step_time_s: float(18)?,
+            tokens_per_s: float(19)?,
+            tokens_per_s_per_gpu: float(20)?,
+            mfu: float(21)?,
+            hfu: float(30)?,
+            compute_s: float(22)?,
+            exposed_comm_s: float(23)?,
+            bubble_s: float(24)?,
+            train_days: float(25)?,
+            gpu_hours: float(26)?,
+            cost_usd,
+            bottleneck,
+        };
+        if cell(1).is_empty() {
+            return Err(field(1, "is empty; expected an accelerator id".into()));
+        }
+        out.push(Row {
+            gpu: cell(1).to_string(),
+            plan,
+            objective,
+            pareto: boolean(33)?,
+        });
+    }
+    Ok(out)
+}
+
+fn bottleneck(name: &str) -> Option<Bottleneck> {
+    [
+        Bottleneck::Compute,
+        Bottleneck::TensorComm,
+        Bottleneck::ContextComm,
+        Bottleneck::PipelineComm,
+        Bottleneck::DataComm,
+        Bottleneck::Bubble,
+        Bottleneck::Optimizer,
+        Bottleneck::Memory,
+    ]
+    .into_iter()
+    .find(|b| b.as_str() == name)
+}
+
+/// Assigns accelerator indices in id order and checks that every row was ranked the same way.
+fn assemble(label: &str, rows: Vec<Row>) -> Result<Plans, IoError> {
+    let gpus: Vec<String> = rows
+        .iter()
+        .map(|r| r.gpu.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut objective = None;
+    let mut pareto = None;
+    let mut plans = Vec::with_capacity(rows.len());
+    for r in rows {
+        if objective.is_some_and(|o| o != r.objective) || pareto.is_some_and(|p| p != r.pareto) {
+            return Err(IoError::Parse {
+                location: Location::file(label),
+                message: "rows were ranked in different ways (objective or pareto columns differ); merge files from one sweep".into(),
+            });
+        }
+        objective = Some(r.objective);
+        pareto = Some(r.pareto);
+        let mut plan = r.plan;
+        plan.gpu = gpus.binary_search(&r.gpu).unwrap_or(0) as u16;
+        plans.push(plan);
+    }
+    Ok(Plans {
+        gpus,
+        plans,
+        objective: objective.unwrap_or(Objective::Time),
+        pareto: pareto.unwrap_or(false),
+    })
+}
+
+/// Merges the plans of sharded sweeps into the ranking one sweep of the whole space gives:
+/// the best `top` under the files' objective (or `objective` when given), or the Pareto front of
+/// their union when the files hold fronts.
+pub fn merge(
+    files: &[(String, Plans)],
+    top: Option<usize>,
+    objective: Option<Objective>,
+) -> Result<Plans, IoError> {
+    let gpus: Vec<String> = files
+        .iter()
+        .flat_map(|(_, p)| p.gpus.iter().cloned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut ranked: Option<(Objective, bool, &str)> = None;
+    let mut all = Vec::new();
+    for (label, p) in files {
+        if p.plans.is_empty() {
+            continue;
+        }
+        if let Some((o, par, first)) = ranked {
+            if o != p.objective || par != p.pareto {
+                return Err(IoError::Parse {
+                    location: Location::file(label.clone()),
+                    message: format!(
+                        "ranked by {}{} but {first} by {}{}; merge shards of one sweep",
+                        p.objective.as_str(),
+                        if p.pareto { " (Pareto front)" } else { "" },
+                        o.as_str(),
+                        if par { " (Pareto front)" } else { "" },
+                    ),
+                });
+            }
+        } else {
+            ranked = Some((p.objective, p.pareto, label.as_str()));
+        }
+        for plan in &p.plans {
+            let mut plan = *plan;
+            let id = p.gpus.get(usize::from(plan.gpu)).map_or("", String::as_str);
+            plan.gpu = gpus.binary_search_by(|g| g.as_str().cmp(id)).unwrap_or(0) as u16;
+            all.push(plan);
+        }
+    }
+    let (file_objective, pareto) = ranked.map_or((Objective::Time, false), |(o, p, _)| (o, p));
+    let objective = objective.unwrap_or(file_objective);
+    // A plan appears once per sweep; the same key in two files means the same plan twice.
+    all.sort_by_key(Plan::key);
+    all.dedup_by(|a, b| a.key() == b.key());
+    let plans = if pareto {
+        let mut front = pareto_front(&all);
+        front.sort_by(|a, b| compare(objective, a, b));
+        if let Some(k) = top {
+            front.truncate(k);
+        }
+        front
+    } else {
+        let mut best = TopK::new(objective, top.unwrap_or(all.len()));
+        for p in &all {
+            best.offer(p);
+        }
+        best.into_plans()
+    };
+    Ok(Plans {
+        gpus,
+        plans,
+        objective,
+        pareto,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trainplan_search::fixtures::{a100_80gb, gpt3_13b, job};
+    use trainplan_search::{SearchBuilder, Shard, SpaceSpec};
+
+    fn sweep(objective: Objective, shard: Shard, pareto: bool) -> Plans {
+        let spec = SpaceSpec::new(vec![a100_80gb(Some(2.0))], vec![32, 64], vec![256]);
+        let r = SearchBuilder::new(gpt3_13b(), job(256, 260e9), spec)
+            .objective(objective)
+            .top_k(12)
+            .pareto(pareto)
+            .shard(shard)
+            .build()
+            .unwrap()
+            .run(Some(2))
+            .unwrap();
+        Plans {
+            gpus: r.gpus,
+            plans: if pareto { r.front.unwrap() } else { r.plans },
+            objective,
+            pareto,
+        }
+    }
+
+    #[test]
+    fn csv_reads_back_identical_plans() {
+        for pareto in [false, true] {
+            let p = sweep(Objective::Mfu, Shard::ALL, pareto);
+            assert!(!p.plans.is_empty());
+            let back = parse("t.csv", &to_csv(&p)).unwrap();
+            assert_eq!(back, p);
+        }
+    }
+
+    #[test]
+    fn header_is_the_contract_then_extras() {
+        let text = String::from_utf8(to_csv(&sweep(Objective::Time, Shard::ALL, false))).unwrap();
+        let first = text.lines().next().unwrap();
+        assert!(first.starts_with("rank,gpu,n_gpus,nodes,dp,tp,pp,cp,ep,vpp,micro_batch,grad_accum,global_batch,zero,recompute,mem_gib,mem_capacity_gib,fits,step_time_s,tokens_per_s,tokens_per_s_per_gpu,mfu,compute_s,exposed_comm_s,bubble_s,train_days,gpu_hours,cost_usd,"), "{first}");
+        // No exponent notation, ever.
+        for line in text.lines().skip(1) {
+            for cell in line.split(',') {
+                assert!(
+                    cell.parse::<f64>().is_err() || !cell.contains('e'),
+                    "{cell}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn merging_shards_gives_the_single_run() {
+        for (objective, pareto) in [(Objective::Cost, false), (Objective::Time, true)] {
+            let single = sweep(objective, Shard::ALL, pareto);
+            let files: Vec<(String, Plans)> = (1..=3)
+                .map(|index| {
+                    let p = sweep(objective, Shard { index, count: 3 }, pareto);
+                    let label = format!("shard{index}.csv");
+                    let back = parse(&label, &to_csv(&p)).unwrap();
+                    (label, back)
+                })
+                .collect();
+            let top = (!pareto).then_some(12);
+            let merged = merge(&files, top, None).unwrap();
+            assert_eq!(merged, single, "{objective:?} pareto {pareto}");
+        }
+    }
+
+    #[test]
+    fn wrong_header_and_bad_cells_name_the_place() {
+        let e = parse("x.csv", b"rank,gpu\n1,a\n").unwrap_err().to_string();
+        assert!(e.starts_with("x.csv:1"), "{e}");
+        let p = sweep(Objective::Time, Shard::ALL, false);
+        let text = String::from_utf8(to_csv(&p)).unwrap();
+        let broken = text.replacen(",selective,", ",sometimes,", 1);
+        let e = parse("y.csv", broken.as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("y.csv:"), "{e}");
+        assert!(e.contains("recompute"), "{e}");
+    }
+
+    #[test]
+    fn merging_different_rankings_is_refused() {
+        let a = sweep(Objective::Time, Shard::ALL, false);
+        let b = sweep(Objective::Cost, Shard::ALL, false);
+        let e = merge(&[("a.csv".into(), a), ("b.csv".into(), b)], None, None).unwrap_err();
+        assert!(e.to_string().contains("merge shards of one sweep"), "{e}");
+    }
+}
