@@ -93,8 +93,9 @@ impl Model {
         Bytes(replicated / replicated_div + sharded / t)
     }
 
-    /// Bytes the last pipeline stage keeps for the output layer and loss: the logits in 16 bits
-    /// and their fp32 softmax (Megatron's vocab-parallel cross entropy), sharded over t.
+    /// Bytes of the output layer and loss on the last pipeline stage, sharded over t: the 16-bit
+    /// logits and the fp32 log-softmax kept for backward (2 + 4 bytes per logit, as Megatron's
+    /// vocab-parallel cross entropy keeps them).
     #[inline]
     pub fn logits_bytes(&self, seq_len: u32, micro_batch: u32, tp: u32) -> Bytes {
         let sbv = f64::from(seq_len) * f64::from(micro_batch) * f64::from(self.vocab);

@@ -117,6 +117,17 @@ impl Prediction {
     }
 }
 
+/// Share of throughput a team needs to gain before it turns on an optional feature it would
+/// otherwise leave at the framework default (sequence parallelism, interleaving).
+const FEATURE_HURDLE: f64 = 0.02;
+
+/// Throughput discounted by the non-default features a layout needs: between two layouts of
+/// nearly equal speed, a team keeps the defaults.
+fn appeal(s: &Strategy, e: &Estimate) -> f64 {
+    let features = u8::from(s.sp_active()) + u8::from(s.vpp > 1);
+    e.tokens_per_s * (1.0 - FEATURE_HURDLE * f64::from(features))
+}
+
 fn divisors(n: u32) -> impl Iterator<Item = u32> {
     (1..=n).filter(move |d| n % d == 0)
 }
@@ -171,7 +182,8 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
             };
             let sps: &[bool] = match t.sequence_parallel {
                 Some(true) => &[true],
-                None if tp > 1 => &[true, false],
+                // Off first: Megatron-LM and DeepSpeed ship with it off, so it wins ties.
+                None if tp > 1 => &[false, true],
                 Some(false) | None => &[false],
             };
             let recs: &[Recompute] = match t.recompute {
@@ -208,7 +220,8 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
                                                 (true, false) => true,
                                                 (false, true) => false,
                                                 (true, true) => {
-                                                    estimate.tokens_per_s > b.estimate.tokens_per_s
+                                                    appeal(&strategy, &estimate)
+                                                        > appeal(&b.strategy, &b.estimate)
                                                 }
                                                 (false, false) => {
                                                     estimate.memory.total.get()
