@@ -51,7 +51,7 @@ pub struct Args {
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// How many plans to list [default: 20; a Pareto front is listed whole].
-    #[arg(long, value_name = "K")]
+    #[arg(long, value_name = "K", value_parser = parse_top)]
     pub top: Option<usize>,
     /// Output format (default: table on a terminal, csv otherwise or with -o).
     #[arg(long, value_enum)]
@@ -80,7 +80,7 @@ pub struct MergeArgs {
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// How many plans to keep [default: 20; a Pareto front is kept whole].
-    #[arg(long, value_name = "K")]
+    #[arg(long, value_name = "K", value_parser = parse_top)]
     pub top: Option<usize>,
     /// Rank by this instead of the objective recorded in the files.
     #[arg(long, value_enum)]
@@ -91,6 +91,13 @@ pub struct MergeArgs {
     /// Write to FILE instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+fn parse_top(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(k) if k >= 1 => Ok(k),
+        _ => Err(format!("`{s}` is not a positive number of plans")),
+    }
 }
 
 fn parse_shard(s: &str) -> Result<Shard, String> {

@@ -270,6 +270,8 @@ fn bad_shard_is_a_usage_error() {
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("K/N"));
+    let out = trainplan(&["sweep", &scenario("deadline-13b-a100.toml"), "--top", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
 
 #[test]

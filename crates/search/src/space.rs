@@ -12,7 +12,7 @@ use trainplan_model::{Model, Recompute};
 
 /// Largest number of layouts one search enumerates (a guard against a typo such as a step of 1
 /// over a million GPUs).
-pub const MAX_LAYOUTS: u64 = 20_000_000;
+pub const MAX_LAYOUTS: u64 = 5_000_000;
 
 /// One accelerator type to consider, with its node layout and price.
 #[derive(Debug, Clone, PartialEq)]

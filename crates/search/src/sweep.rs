@@ -171,6 +171,13 @@ impl SearchBuilder {
             shard,
         } = self;
         spec.normalise()?;
+        if top_k == 0 {
+            return Err(SearchError::Invalid {
+                field: "top",
+                value: "0".into(),
+                allowed: "at least one plan",
+            });
+        }
         if shard.index == 0 || shard.index > shard.count {
             return Err(SearchError::Shard {
                 given: shard.to_string(),

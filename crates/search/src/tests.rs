@@ -315,6 +315,29 @@ fn builder_rejects_bad_spaces() {
 }
 
 #[test]
+fn moe_layouts_try_expert_parallel_degrees_that_divide() {
+    let mut model = crate::fixtures::gpt3_1_3b();
+    model.moe = Some(trainplan_model::Moe {
+        experts: 8,
+        top_k: 2,
+    });
+    let mut spec = small_spec();
+    spec.n_gpus = vec![16];
+    let r = SearchBuilder::new(model, job(256, 1e9), spec)
+        .top_k(5000)
+        .build()
+        .unwrap()
+        .run(None)
+        .unwrap();
+    let eps: std::collections::BTreeSet<u32> = r.plans.iter().map(|p| p.strategy.ep).collect();
+    assert!(eps.len() > 1, "{eps:?}");
+    assert!(r.plans.iter().all(|p| {
+        let s = p.strategy;
+        8 % s.ep == 0 && (s.dp * s.cp) % s.ep == 0
+    }));
+}
+
+#[test]
 fn shard_parses_k_of_n() {
     assert_eq!(
         "2/8".parse::<Shard>().unwrap(),
