@@ -19,7 +19,7 @@ const OPTIMIZER_BYTES_PER_PARAM: f64 = 12.0;
 const WEIGHT_BYTES: f64 = 2.0;
 /// CUDA context, cuBLAS workspaces and NCCL channel buffers that exist before the first tensor
 /// (PyTorch reports ~0.5-1 GiB of non-tensor memory per process on A100/H100).
-const RUNTIME_OVERHEAD_BYTES: f64 = 0.75 * GIB;
+const RUNTIME_OVERHEAD_BYTES: f64 = 2.0 * GIB;
 /// Fraction of the activation and buffer peak lost to caching-allocator fragmentation
 /// (PyTorch's reserved minus allocated, typically 5-15% in long training runs).
 const FRAGMENTATION_FRACTION: f64 = 0.08;
@@ -97,7 +97,16 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
         } else {
             WEIGHT_BYTES * params
         };
-        let grads = job.grad_bytes * params / if s.zero >= 2 { shard } else { 1.0 };
+        let grads = if s.zero >= 3 {
+            job.grad_bytes * params / shard
+        } else {
+            let accum = if job.precision == crate::Precision::Fp16 && s.zero >= 1 {
+                job.grad_bytes / shard
+            } else {
+                job.grad_bytes
+            };
+            (WEIGHT_BYTES + accum) * params / if s.zero >= 2 { shard } else { 1.0 }
+        };
         let opt = OPTIMIZER_BYTES_PER_PARAM * params / if s.zero >= 1 { shard } else { 1.0 };
         (Bytes(weights), Bytes(grads), Bytes(opt))
     };

@@ -134,31 +134,47 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
     let h = f64::from(model.hidden);
     let layers = f64::from(s.max_layers_per_rank(model));
 
-    // Matrix products with weights, per layer, forward (2 FLOPs per weight per token).
-    let ffn_active = match model.moe {
-        Some(moe) => model.ffn_params_one() * f64::from(moe.top_k) + h * f64::from(moe.experts),
-        None => model.ffn_params_one(),
-    };
-    let mm_fwd = Flops(2.0 * tokens * (model.attention_params() + ffn_active) / tp);
     // Attention scores and values, forward: 4·s·h per token over the full square, halved by a
     // causal fused kernel that skips masked blocks (Dao 2023, FlashAttention-2, section 3.1).
     let causal = if s.flash_attention { 0.5 } else { 1.0 };
     let attn_fwd = Flops(4.0 * tokens * seq * h * causal / tp);
-    let logits_fwd = Flops(2.0 * tokens * h * f64::from(model.vocab) / tp);
 
-    // Shape efficiency: a product with a small dimension wastes tiles (the per-GPU hidden slice
-    // h/tp and the tokens of a micro-batch are the dimensions that shrink).
-    let shape = 1.0 / (1.0 + eff.matmul_half_dim / (h / tp) + eff.matmul_half_dim / tokens);
     let mm_peak = cluster.peak_or_bf16(job.precision.matmul_dtype());
     let mm_fraction = if job.precision == crate::Precision::Fp8 {
         eff.fp8_matmul_fraction
     } else {
         eff.matmul_fraction
     };
-    let mm_rate = mm_peak * (mm_fraction * shape);
+    let mm_rate = mm_peak * mm_fraction;
     let other_peak = cluster.peak_or_bf16(job.precision.other_dtype());
     let attn_rate = other_peak * eff.attention_fraction;
-    let logits_rate = other_peak * (eff.matmul_fraction * shape);
+    let d0 = eff.matmul_half_dim;
+
+    // The layer's weight products on one GPU, forward, each timed at its own shape efficiency
+    // (backward runs the same products transposed, so the same dimensions).
+    let kv = model.kv_dim();
+    let f = f64::from(model.ffn);
+    let n_in = model.ffn_act.n_matrices() as f64 - 1.0;
+    let (ffn_tokens, ffn_count) = match model.moe {
+        // Each expert sees top_k/experts of the tokens; every expert's products run.
+        Some(moe) => {
+            let e = f64::from(moe.experts) / f64::from(s.ep);
+            (tokens * f64::from(moe.top_k) / f64::from(moe.experts), e)
+        }
+        None => (tokens, 1.0),
+    };
+    let mm_t = gemm(tokens, (h + 2.0 * kv) / tp, h, mm_rate, d0)
+        + gemm(tokens, h, h / tp, mm_rate, d0)
+        + (gemm(ffn_tokens, n_in * f / tp, h, mm_rate, d0)
+            + gemm(ffn_tokens, h, f / tp, mm_rate, d0))
+            * ffn_count;
+    let logits_t = gemm(
+        tokens,
+        f64::from(model.vocab) / tp,
+        h,
+        other_peak * eff.matmul_fraction,
+        d0,
+    );
 
     // Backward is twice the forward for products (Narayanan et al. 2021, section 5.1); a fused
     // attention backward recomputes the scores, 2.5× its forward (Dao 2023, section 3.1.2).
@@ -168,7 +184,6 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
         Recompute::Selective => (0.0, if s.flash_attention { 0.0 } else { 1.0 }),
         Recompute::Full => (1.0, 1.0),
     };
-    let mm_t = mm_fwd / mm_rate;
     let attn_t = attn_fwd / attn_rate;
     let layer_fwd = mm_t + attn_t;
     let layer_bwd = mm_t * (2.0 + mm_recompute) + attn_t * (attn_bwd_factor + attn_recompute);
@@ -180,7 +195,6 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
     let elem_fwd = elem_t * (1.0 / 3.0);
     let elem_bwd = elem_t * ((2.0 + mm_recompute) / 3.0);
 
-    let logits_t = logits_fwd / logits_rate;
     let fwd = (layer_fwd + elem_fwd) * layers + logits_t;
     let bwd = (layer_bwd + elem_bwd) * layers + logits_t * 2.0;
 
@@ -239,6 +253,15 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
         cp: cp_t,
         pp: pp_t,
     }
+}
+
+/// Time of one `m×k · k×n` product at `rate`, slowed by its shape: a product whose dimensions
+/// are small against a tile wastes tensor-core work and launch time, modelled as an efficiency
+/// of `1 / (1 + d0·(1/m + 1/n + 1/k))` with `d0` the calibrated half-efficiency dimension.
+#[inline]
+fn gemm(m: f64, n: f64, k: f64, rate: trainplan_units::FlopRate, d0: f64) -> Seconds {
+    let shape = 1.0 / (1.0 + d0 * (1.0 / m + 1.0 / n + 1.0 / k));
+    Flops(2.0 * m * n * k) / (rate * shape)
 }
 
 pub(crate) fn step_time(
