@@ -1,0 +1,167 @@
+//! Invariants of the cost model over random models and layouts (proptest): memory per GPU never
+//! grows when tp, pp or the ZeRO stage grows with everything else held, and every feasible
+//! strategy has a positive, finite step time.
+
+use proptest::prelude::*;
+use trainplan_io::Database;
+use trainplan_model::{FfnActivation, Model, Positions, Recompute};
+use trainplan_parallel::{evaluate, Job, Precision, Strategy};
+// proptest's prelude also exports a `Strategy` trait; ours is the layout struct above.
+
+const CASES: u32 = 400;
+
+fn db() -> &'static Database {
+    static DB: std::sync::OnceLock<Database> = std::sync::OnceLock::new();
+    DB.get_or_init(|| Database::bundled().expect("bundled database"))
+}
+
+fn cluster(db: &Database, gpu: &str, n_gpus: u32) -> trainplan_hardware::Cluster {
+    let at = trainplan_io::Location::file("test");
+    let accel = db.accelerator(gpu, &at).unwrap().clone();
+    let node = db.node(&accel.default_node, &at).unwrap().clone();
+    trainplan_hardware::Cluster::new(accel, node, n_gpus).unwrap()
+}
+
+prop_compose! {
+    /// A transformer whose heads, KV heads and FFN divide by 8, with 8 to 96 layers.
+    fn model()(
+        layers_per_8 in 1u32..=12,
+        heads_per_8 in 1u32..=16,
+        head_dim in prop::sample::select(vec![64u32, 128]),
+        kv_div in prop::sample::select(vec![1u32, 2, 4, 8]),
+        ffn_mult in 2u32..=5,
+        vocab in 8_000u32..=160_000,
+        swiglu in any::<bool>(),
+        tied in any::<bool>(),
+        dropout in any::<bool>(),
+    ) -> Model {
+        let n_heads = heads_per_8 * 8;
+        let hidden = n_heads * head_dim;
+        let n_kv_heads = (n_heads / kv_div).max(8);
+        Model {
+            id: "random".into(),
+            n_layers: layers_per_8 * 8,
+            hidden,
+            n_heads,
+            n_kv_heads,
+            ffn: hidden * ffn_mult,
+            vocab,
+            max_seq_len: 8192,
+            ffn_act: if swiglu { FfnActivation::Swiglu } else { FfnActivation::Gelu },
+            tied_embeddings: tied,
+            positions: Positions::Rotary,
+            linear_bias: !swiglu,
+            dropout,
+            moe: None,
+        }
+    }
+}
+
+fn recompute() -> impl proptest::strategy::Strategy<Value = Recompute> {
+    prop::sample::select(Recompute::ALL.to_vec())
+}
+
+fn base(dp: u32, tp: u32, pp: u32, mb: u32, zero: u8, recompute: Recompute, sp: bool) -> Strategy {
+    Strategy {
+        dp,
+        tp,
+        pp,
+        cp: 1,
+        ep: 1,
+        vpp: 1,
+        micro_batch: mb,
+        zero,
+        recompute,
+        sequence_parallel: sp,
+        flash_attention: true,
+    }
+}
+
+fn job(seq_len: u32, global_batch: u32, precision: Precision) -> Job {
+    Job {
+        seq_len,
+        global_batch,
+        tokens: 1e12,
+        precision,
+        grad_bytes: 4.0,
+    }
+}
+
+fn total_gib(model: &Model, gpu: &str, job: &Job, s: &Strategy) -> f64 {
+    let c = cluster(db(), gpu, s.dp * s.tp * s.pp * s.cp);
+    evaluate(model, &c, job, s)
+        .expect("valid layout")
+        .memory
+        .total
+        .gib()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: CASES, ..ProptestConfig::default() })]
+
+    #[test]
+    fn memory_does_not_grow_with_tp(
+        m in model(), tp_exp in 0u32..3, dp_exp in 0u32..4, mb in 1u32..=4, zero in 0u8..=3,
+        rc in recompute(), sp in any::<bool>(), seq in prop::sample::select(vec![1024u32, 2048, 4096, 8192]),
+    ) {
+        let tp = 1 << tp_exp;
+        let dp = 1 << dp_exp;
+        let j = job(seq, dp * mb * 8, Precision::Bf16);
+        let small = total_gib(&m, "h100-sxm", &j, &base(dp, tp, 1, mb, zero, rc, sp));
+        let large = total_gib(&m, "h100-sxm", &j, &base(dp, tp * 2, 1, mb, zero, rc, sp));
+        prop_assert!(large <= small * (1.0 + 1e-9), "tp {tp}->{}: {small} -> {large} GiB", tp * 2);
+    }
+
+    #[test]
+    fn memory_does_not_grow_with_pp(
+        m in model(), pp_exp in 0u32..3, dp_exp in 0u32..3, mb in 1u32..=2, zero in 0u8..=2,
+        rc in recompute(), seq in prop::sample::select(vec![1024u32, 2048, 4096]),
+    ) {
+        let pp = 1 << pp_exp;
+        let dp = 1 << dp_exp;
+        prop_assume!(m.n_layers % (2 * pp) == 0);
+        let j = job(seq, dp * mb * 32, Precision::Bf16);
+        let small = total_gib(&m, "a100-80gb", &j, &base(dp, 1, pp, mb, zero, rc, false));
+        let large = total_gib(&m, "a100-80gb", &j, &base(dp, 1, pp * 2, mb, zero, rc, false));
+        prop_assert!(large <= small * (1.0 + 1e-9), "pp {pp}->{}: {small} -> {large} GiB", pp * 2);
+    }
+
+    #[test]
+    fn memory_does_not_grow_with_the_zero_stage(
+        m in model(), dp_exp in 1u32..6, tp_exp in 0u32..2, mb in 1u32..=4, zero in 0u8..3,
+        rc in recompute(), fp16 in any::<bool>(),
+    ) {
+        let dp = 1 << dp_exp;
+        let tp = 1 << tp_exp;
+        let precision = if fp16 { Precision::Fp16 } else { Precision::Bf16 };
+        let j = job(2048, dp * mb * 4, precision);
+        let lower = total_gib(&m, "a100-80gb", &j, &base(dp, tp, 1, mb, zero, rc, tp > 1));
+        let higher = total_gib(&m, "a100-80gb", &j, &base(dp, tp, 1, mb, zero + 1, rc, tp > 1));
+        prop_assert!(higher <= lower * (1.0 + 1e-9), "zero {zero}->{}: {lower} -> {higher} GiB", zero + 1);
+    }
+
+    #[test]
+    fn feasible_strategies_have_positive_finite_times(
+        m in model(), dp_exp in 0u32..6, tp_exp in 0u32..4, pp_exp in 0u32..3, vpp in 1u32..=2,
+        mb in 1u32..=8, accum in 1u32..=16, zero in 0u8..=3, rc in recompute(), sp in any::<bool>(),
+        gpu in prop::sample::select(vec!["a100-40gb", "a100-80gb", "h100-sxm", "h200", "b200", "mi300x"]),
+        fp8 in any::<bool>(), seq in prop::sample::select(vec![512u32, 2048, 8192, 32768]),
+    ) {
+        let (dp, tp, pp) = (1 << dp_exp, 1 << tp_exp, 1 << pp_exp);
+        let s = Strategy { vpp: if pp > 1 { vpp } else { 1 }, ..base(dp, tp, pp, mb, zero, rc, sp) };
+        let precision = if fp8 && gpu != "a100-40gb" && gpu != "a100-80gb" { Precision::Fp8 } else { Precision::Bf16 };
+        let j = job(seq, dp * mb * accum * pp, precision);
+        let c = cluster(db(), gpu, dp * tp * pp);
+        if let Ok(e) = evaluate(&m, &c, &j, &s) {
+            let t = e.time;
+            for (name, v) in [("compute", t.compute), ("tp", t.tp_comm), ("cp", t.cp_comm), ("pp", t.pp_comm),
+                              ("dp", t.dp_comm), ("bubble", t.bubble), ("optimizer", t.optimizer)] {
+                prop_assert!(v.get().is_finite() && v.get() >= 0.0, "{name} = {}", v.get());
+            }
+            prop_assert!(t.step.get().is_finite() && t.step.get() > 0.0);
+            prop_assert!(e.memory.total.get().is_finite() && e.memory.total.get() > 0.0);
+            prop_assert!(e.mfu > 0.0 && e.mfu < 1.0, "mfu {}", e.mfu);
+            prop_assert!(e.hfu >= e.mfu);
+        }
+    }
+}
