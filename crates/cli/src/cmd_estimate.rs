@@ -85,7 +85,7 @@ pub struct Args {
     pub deadline_days: Option<f64>,
 
     /// GPU count: report the wall-clock days on this many GPUs, assuming perfect scaling.
-    #[arg(long, value_name = "G", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "G", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub gpus: Option<u32>,
 
     /// Price of one GPU-hour in USD. Default: the hardware database's price point, if it has
@@ -100,6 +100,60 @@ pub struct Args {
     /// Write the output to FILE (atomically) instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+/// Refuses a flag value outside `[min, max]`. Beyond the bounds the arithmetic still runs but
+/// the answer (1e52 FLOPs, a deadline of a nanosecond) is a typo, not a plan. It is a bad value
+/// (exit 1) rather than bad syntax, which clap reports (exit 2).
+fn check_range(
+    flag: &str,
+    value: Option<f64>,
+    min: f64,
+    max: f64,
+    what: &str,
+) -> anyhow::Result<()> {
+    // Plain digits read best for everyday bounds, scientific notation for the huge ones.
+    let show = |x: f64| {
+        if x == 0.0 || (1e-3..1e7).contains(&x) {
+            format!("{x}")
+        } else {
+            format!("{x:e}")
+        }
+    };
+    match value {
+        Some(v) if !(min..=max).contains(&v) => anyhow::bail!(
+            "{flag}: {} is too {}; {what} must be between {} and {}",
+            show(v),
+            if v < min { "small" } else { "large" },
+            show(min),
+            show(max)
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// The bounds of every numeric flag: a thousand times today's largest models (1e15 parameters)
+/// and runs (1e16 tokens, the scenario files' bound), their product for FLOPs, a deadline from a
+/// minute and a half to a century, and a price up to 1e6 USD per GPU-hour.
+fn check_ranges(args: &Args) -> anyhow::Result<()> {
+    check_range("--params", args.params, 1.0, 1e15, "a parameter count")?;
+    check_range("--tokens", args.tokens, 1.0, 1e16, "a token count")?;
+    check_range("--compute", args.compute, 1.0, 1e32, "a FLOP budget")?;
+    check_range(
+        "--deadline-days",
+        args.deadline_days,
+        1e-3,
+        36_500.0,
+        "a deadline in days",
+    )?;
+    check_range(
+        "--price",
+        args.price,
+        0.0,
+        1e6,
+        "a price in USD per GPU-hour",
+    )?;
+    Ok(())
 }
 
 /// Parses an MFU: a plain fraction in (0, 1].
@@ -126,6 +180,7 @@ struct Labels<'a> {
 }
 
 pub fn run(args: &Args, db: &Database) -> anyhow::Result<()> {
+    check_ranges(args)?;
     let accel = db.accelerator(&args.gpu, &Location::file("--gpu"))?;
     let node = db
         .node(

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use trainplan_hardware::{Cluster, Collective, Group};
 use trainplan_io::scenario::Scenario;
 use trainplan_io::Database;
-use trainplan_parallel::{evaluate, Bottleneck, Estimate, Job, Strategy};
+use trainplan_parallel::{evaluate, Bottleneck, Estimate, Infeasible, Job, Strategy};
 use trainplan_units::{Bytes, GIB};
 
 /// Arguments of `trainplan evaluate`.
@@ -155,9 +155,32 @@ fn load(
             sc.path
         )
     })?;
-    let estimate = evaluate(&sc.model, &cluster, &sc.job, &strategy)
-        .map_err(|e| anyhow::anyhow!("{}: [strategy] cannot run: {e}", sc.path))?;
+    let estimate = evaluate(&sc.model, &cluster, &sc.job, &strategy).map_err(|e| {
+        let (section, key) = infeasible_field(&e);
+        let at = trainplan_io::tomlfile::locate(&sc.path, &sc.text, section, key);
+        anyhow::anyhow!("{at}: field `{section}.{key}`: [strategy] cannot run: {e}")
+    })?;
     Ok((sc, cluster, strategy, estimate))
+}
+
+/// The scenario field to point at when a strategy cannot run: the one a user would change first
+/// (the line of `[strategy]` itself when the field was left to its default).
+fn infeasible_field(e: &Infeasible) -> (&'static str, &'static str) {
+    match e {
+        Infeasible::GpuCount { .. } => ("strategy", "dp"),
+        Infeasible::ZeroDegree { field } => ("strategy", field),
+        Infeasible::TpHeads { .. } | Infeasible::TpFfn { .. } => ("strategy", "tp"),
+        Infeasible::TooFewLayers { .. } => ("strategy", "pp"),
+        Infeasible::Interleaving { .. } => ("strategy", "vpp"),
+        Infeasible::Batch { .. } => ("strategy", "micro_batch"),
+        Infeasible::CpSeq { .. } => ("strategy", "cp"),
+        Infeasible::Ep { .. } => ("strategy", "ep"),
+        Infeasible::ZeroStage { .. } => ("strategy", "zero"),
+        Infeasible::NoFp8 => ("job", "precision"),
+        Infeasible::SeqLen { .. } => ("job", "seq_len"),
+        // Out of memory and anything newer: recomputation is the first memory lever.
+        _ => ("strategy", "recompute"),
+    }
 }
 
 fn g(x: f64) -> String {

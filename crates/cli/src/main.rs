@@ -101,10 +101,28 @@ fn report(e: &anyhow::Error) -> ExitCode {
             }
         }
     }
-    eprintln!("error: {e:#}");
+    eprintln!("error: {}", chain_message(e));
     if e.downcast_ref::<NoPlan>().is_some() {
         ExitCode::from(3)
     } else {
         ExitCode::from(1)
     }
+}
+
+/// The error and its causes joined by ": ", skipping a cause whose text the message already
+/// holds: `IoError::Read` says "cannot read x: No such file" and also carries the OS error as
+/// its source, which `{:#}` would print twice.
+fn chain_message(e: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
 }

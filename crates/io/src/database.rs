@@ -107,10 +107,15 @@ impl Database {
             }
             found_any = true;
             for file in toml_files(&sub)? {
-                let text = std::fs::read_to_string(&file).map_err(|source| IoError::Read {
+                let bytes = std::fs::read(&file).map_err(|source| IoError::Read {
                     path: file.clone(),
                     source,
                 })?;
+                let text = crate::errors::utf8_text(
+                    &file.display().to_string(),
+                    bytes,
+                    "hardware and model files are TOML",
+                )?;
                 next.add(kind, &file.display().to_string(), &text)?;
             }
         }

@@ -105,3 +105,31 @@ pub enum IoError {
         known: String,
     },
 }
+
+/// Decodes a file's bytes as UTF-8, or says where the first bad byte is and what the file looks
+/// like instead (UTF-16 from a Windows editor, a binary file), so the user knows what to fix.
+pub(crate) fn utf8_text(label: &str, bytes: Vec<u8>, what: &str) -> Result<String, IoError> {
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let at = e.utf8_error().valid_up_to();
+        // The valid prefix is text, so the line and column of the bad byte can be counted in it.
+        let prefix = std::str::from_utf8(&bytes[..at]).unwrap_or_default();
+        let location = Location::at_offset(label, prefix, at);
+        let utf16 = bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]);
+        let binary = bytes.iter().take(512).filter(|&&b| b == 0).count() > 0;
+        let looks = if utf16 {
+            "it looks like UTF-16 text; save it as UTF-8"
+        } else if binary {
+            "it looks like a binary file"
+        } else {
+            "perhaps Latin-1 or another legacy encoding; save it as UTF-8"
+        };
+        IoError::Parse {
+            location,
+            message: format!(
+                "the file is not UTF-8 text (byte 0x{:02X} at offset {at} is invalid; {looks}); {what}",
+                bytes[at]
+            ),
+        }
+    })
+}

@@ -140,6 +140,29 @@ pub fn parse_runs(path: &str, bytes: &[u8]) -> Result<Vec<RunRow>, IoError> {
         .enumerate()
         .map(|(i, h)| (h.as_str(), i))
         .collect();
+    // A file with none of the columns is not a runs CSV at all (another CSV, a spreadsheet saved
+    // with `;`, a binary file): say that, rather than "column `name` is missing".
+    if REQUIRED_COLUMNS.iter().all(|c| !index.contains_key(c)) {
+        let first: String = headers.join(",").chars().take(40).collect();
+        let hint = if first.contains(';') || first.contains('\t') {
+            "it looks separated by `;` or tabs; a runs CSV is comma-separated"
+        } else {
+            "is it a runs CSV?"
+        };
+        return Err(IoError::Parse {
+            location: Location {
+                path: path.to_string(),
+                line: Some(1),
+                column: Some(1),
+            },
+            message: format!(
+                "the header row has none of the runs CSV columns (found `{}`); {hint} \
+                 Required columns: {}",
+                first.escape_default(),
+                REQUIRED_COLUMNS.join(", ")
+            ),
+        });
+    }
     for col in REQUIRED_COLUMNS {
         if !index.contains_key(col) {
             return Err(IoError::Field {
@@ -167,13 +190,14 @@ pub fn parse_runs(path: &str, bytes: &[u8]) -> Result<Vec<RunRow>, IoError> {
                 .unwrap_or("")
                 .trim()
         };
-        let loc = || Location {
-            path: path.to_string(),
-            line: Some(line),
-            column: None,
-        };
         let field_err = |col: &str, message: String| IoError::Field {
-            location: loc(),
+            location: Location {
+                path: path.to_string(),
+                line: Some(line),
+                column: index
+                    .get(col)
+                    .and_then(|&i| cell_column(bytes, record.position(), i)),
+            },
             field: col.to_string(),
             message,
         };
@@ -190,7 +214,7 @@ pub fn parse_runs(path: &str, bytes: &[u8]) -> Result<Vec<RunRow>, IoError> {
                 Ok(n) => Ok(Some(n)),
                 Err(_) => Err(field_err(
                     col,
-                    format!("must be a positive integer or empty, found `{v}`"),
+                    format!("must be a positive integer up to 4294967295 or empty, found `{v}`"),
                 )),
             }
         };
@@ -287,7 +311,39 @@ pub fn parse_runs(path: &str, bytes: &[u8]) -> Result<Vec<RunRow>, IoError> {
             confidence: Some(cell("confidence").to_string()).filter(|c| !c.is_empty()),
         });
     }
+    if rows.is_empty() {
+        return Err(IoError::Parse {
+            location: Location {
+                path: path.to_string(),
+                line: Some(2),
+                column: None,
+            },
+            message: "the file has a header but no runs; add one row per measured run".into(),
+        });
+    }
     Ok(rows)
+}
+
+/// The 1-based character column where cell `idx` of the record at `pos` starts in `bytes`, found
+/// by walking the raw line with the same quoting rules as the reader (a comma inside quotes does
+/// not separate cells).
+fn cell_column(bytes: &[u8], pos: Option<&csv::Position>, idx: usize) -> Option<usize> {
+    let start = usize::try_from(pos?.byte()).ok()?;
+    let raw = std::str::from_utf8(bytes.get(start..)?).ok()?;
+    let mut cell = 0;
+    let mut quoted = false;
+    for (col, c) in raw.chars().enumerate() {
+        if cell == idx {
+            return Some(col + 1);
+        }
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => cell += 1,
+            '\n' | '\r' if !quoted => return None,
+            _ => {}
+        }
+    }
+    None
 }
 
 fn csv_error(path: &str, e: &csv::Error) -> IoError {

@@ -29,6 +29,10 @@ use trainplan_hardware::{Accelerator, Cluster, Node};
 use trainplan_model::{FfnActivation, Model, Moe, Positions, Recompute};
 use trainplan_parallel::{Job, Precision, Strategy};
 
+/// What every scenario holds, for messages about a missing or empty file.
+const SECTIONS: &str = "a scenario needs the sections [model], [cluster] and [job] \
+                        (and [strategy] or [sweep]); see scenarios/README.md";
+
 /// Largest token count accepted (1e16: a thousand times today's largest runs).
 const MAX_TOKENS: f64 = 1e16;
 
@@ -267,19 +271,19 @@ impl Scenario {
             source,
         })?;
         let label = path.display().to_string();
-        let text = String::from_utf8(text).map_err(|e| IoError::Parse {
-            location: Location::file(&label),
-            message: format!(
-                "the file is not UTF-8 text (invalid byte at offset {}); a scenario is a TOML file",
-                e.utf8_error().valid_up_to()
-            ),
-        })?;
+        let text = crate::errors::utf8_text(&label, text, "a scenario is a TOML file")?;
         Self::parse(&label, &text, db)
     }
 
     /// Parses and validates scenario `text` read from `path`.
     pub fn parse(path: &str, text: &str, db: &Database) -> Result<Self, IoError> {
-        let file: ScenarioFile = tomlfile::parse(path, text)?;
+        if !tomlfile::has_content(text) {
+            return Err(IoError::Parse {
+                location: Location::file(path),
+                message: format!("the file is empty (only blanks and comments); {SECTIONS}"),
+            });
+        }
+        let file: ScenarioFile = tomlfile::parse(path, text).map_err(name_missing_section)?;
         let field_err = |section: &str, key: &str, message: String| IoError::Field {
             location: tomlfile::locate(path, text, section, key),
             field: format!("{section}.{key}"),
@@ -572,6 +576,12 @@ fn build_strategy(
     let dp = match (s.dp, n_gpus) {
         (Some(dp), _) => dp,
         (None, Some(n)) => {
+            if model_parallel > u64::from(n) {
+                return Err(field_err(
+                    "tp",
+                    format!("tp {tp} × pp {pp} × cp {cp} = {model_parallel} GPUs is more than cluster.n_gpus = {n}; lower tp, pp or cp"),
+                ));
+            }
             if u64::from(n) % model_parallel != 0 {
                 return Err(field_err(
                     "tp",
@@ -621,4 +631,21 @@ fn build_strategy(
         sequence_parallel: s.sequence_parallel.unwrap_or(tp > 1),
         flash_attention: s.flash_attention.unwrap_or(true),
     })
+}
+
+/// Rewrites serde's "missing field `job`" for a top-level table into words about sections.
+fn name_missing_section(e: IoError) -> IoError {
+    match e {
+        IoError::Parse { location, message } => {
+            let section = ["model", "cluster", "job"]
+                .into_iter()
+                .find(|s| message.contains(&format!("missing field `{s}`")));
+            let message = match section {
+                Some(s) => format!("missing section [{s}]; {SECTIONS}"),
+                None => message,
+            };
+            IoError::Parse { location, message }
+        }
+        other => other,
+    }
 }
