@@ -134,18 +134,16 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
     };
     let stored = per_layer * (layers * in_flight * interleave);
     // During backward one layer at a time is rematerialised in full (recomputation's working set).
-    let working = if s.recompute == Recompute::None {
-        Bytes::ZERO
-    } else {
-        let full = ActivationConfig {
-            recompute: if s.recompute == Recompute::Full {
-                Recompute::None
-            } else {
-                s.recompute
-            },
-            ..cfg
-        };
-        model.activation_bytes_per_layer(&full)
+    let kept_all = ActivationConfig {
+        recompute: Recompute::None,
+        ..cfg
+    };
+    let working = match s.recompute {
+        Recompute::None => Bytes::ZERO,
+        // The recomputed attention scores of one layer (nothing when a fused kernel never
+        // stores them).
+        Recompute::Selective => model.activation_bytes_per_layer(&kept_all) - per_layer,
+        Recompute::Full => model.activation_bytes_per_layer(&kept_all),
     };
     let logits = model.logits_bytes(seq, s.micro_batch, s.tp);
     let sbh = f64::from(seq) * f64::from(s.micro_batch) * f64::from(model.hidden);
