@@ -322,7 +322,7 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
     );
     let _ = writeln!(
         o,
-        "Layout: dp {} × tp {} × pp {} × cp {} = {} GPUs; {} micro-batches of {} sequences per step (global batch {} = dp × micro-batch × accumulation).\n",
+        "Layout: dp {} × tp {} × pp {} × cp {} = {} GPUs; {} micro-batch(es) of {} sequences per step (global batch {} = dp × micro-batch × accumulation).\n",
         s.dp, s.tp, s.pp, s.cp, c.n_gpus, e.grad_accum, s.micro_batch, job.global_batch
     );
 
@@ -467,8 +467,9 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
         match e.bottleneck {
             Bottleneck::Compute => "Compute dominates: the layout is efficient. Larger micro-batches or less recomputation (memory allowing) are what is left.".into(),
             Bottleneck::TensorComm => format!(
-                "Tensor-parallel collectives cost {:.0}% of the step. Lower tp (keep it inside one node), or turn on sequence parallelism.",
-                share(t.tp_comm.get())
+                "Tensor-parallel collectives cost {:.0}% of the step. Lower tp (keep it inside one node){}.",
+                share(t.tp_comm.get()),
+                if s.sp_active() { "" } else { ", or turn on sequence parallelism to shard the replicated activations" }
             ),
             Bottleneck::ContextComm => "Ring attention traffic is not hidden: lower cp or use longer sequences per rank.".into(),
             Bottleneck::PipelineComm => "Pipeline sends are exposed: fewer stages or fewer virtual stages.".into(),
@@ -491,6 +492,12 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
 }
 
 pub fn explain(args: &ExplainArgs, db: &Database) -> anyhow::Result<()> {
+    let sc = Scenario::load(&args.scenario, db)?;
+    if sc.strategy.is_none() && sc.sweep.is_some() {
+        // No fixed strategy: explain the best plan of the sweep and why the runner-up lost.
+        let text = crate::explain_sweep::explain(&sc, db, explanation)?;
+        return emit(None, text.as_bytes());
+    }
     let (sc, cluster, s, e) = load(&args.scenario, db)?;
     emit(None, explanation(&sc, &cluster, &s, &e).as_bytes())
 }

@@ -6,6 +6,7 @@ mod cmd_hardware;
 mod cmd_models;
 mod cmd_sweep;
 mod cmd_validate;
+mod explain_sweep;
 mod output;
 
 use clap::{Parser, Subcommand};
