@@ -148,13 +148,13 @@ fn load(
     db: &Database,
 ) -> anyhow::Result<(Scenario, Cluster, Strategy, Estimate)> {
     let sc = Scenario::load(path, db)?;
-    let cluster = sc.fixed_cluster()?;
     let strategy = sc.strategy.with_context(|| {
         format!(
             "{}: the scenario has no [strategy] section; evaluate and explain price one strategy (use `trainplan sweep` to search)",
             sc.path
         )
     })?;
+    let cluster = sc.fixed_cluster()?;
     let estimate = evaluate(&sc.model, &cluster, &sc.job, &strategy).map_err(|e| {
         let (section, key) = infeasible_field(&e);
         let at = trainplan_io::tomlfile::locate(&sc.path, &sc.text, section, key);

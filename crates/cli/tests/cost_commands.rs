@@ -1,0 +1,226 @@
+//! End-to-end tests of the commands built on the cost model: `evaluate`, `explain` and `validate`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn trainplan(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trainplan"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the trainplan binary runs")
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn path(rel: &str) -> String {
+    root().join(rel).display().to_string()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn evaluate_json_breaks_memory_and_time_down() {
+    let out = trainplan(&[
+        "evaluate",
+        &path("scenarios/gpt3-175b-megatron.toml"),
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = |k: &str| v[k].as_f64().unwrap_or_else(|| panic!("missing {k}: {v}"));
+    let parts = [
+        "mem_weights_gib",
+        "mem_gradients_gib",
+        "mem_optimizer_gib",
+        "mem_activations_gib",
+        "mem_comm_buffers_gib",
+        "mem_reserve_gib",
+    ];
+    let sum: f64 = parts.iter().map(|k| f(k)).sum();
+    assert!(
+        (sum - f("mem_total_gib")).abs() < 1e-6,
+        "{sum} vs {}",
+        f("mem_total_gib")
+    );
+    let times = [
+        "compute_s",
+        "tp_comm_s",
+        "cp_comm_s",
+        "pp_comm_s",
+        "dp_comm_s",
+        "bubble_s",
+        "optimizer_s",
+    ];
+    let step: f64 = times.iter().map(|k| f(k)).sum();
+    assert!(
+        (step - f("step_time_s")).abs() < 1e-9 * step,
+        "{step} vs {}",
+        f("step_time_s")
+    );
+    assert_eq!(v["fits"], true);
+    assert_eq!(v["tp"], 8);
+    assert_eq!(v["pp"], 16);
+    assert_eq!(v["dp"], 12);
+    // GPT-3 175B at tp 8 / pp 16 on A100: Narayanan et al. 2021 report 40-50% of peak.
+    let mfu = f("mfu");
+    assert!((0.3..0.6).contains(&mfu), "mfu {mfu}");
+    let tokens = f("tokens_per_s_per_gpu");
+    assert!((f("tokens_per_s") / 1536.0 - tokens).abs() < 1e-6 * tokens);
+}
+
+#[test]
+fn evaluate_csv_is_one_header_and_one_row() {
+    let out = trainplan(&[
+        "evaluate",
+        &path("scenarios/llama3-70b-fsdp-h100.toml"),
+        "--format",
+        "csv",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    let lines: Vec<&str> = s.lines().collect();
+    assert_eq!(lines.len(), 2, "{s}");
+    for col in [
+        "mem_total_gib",
+        "step_time_s",
+        "tokens_per_s_per_gpu",
+        "mfu",
+        "bottleneck",
+        "train_days",
+        "cost_usd",
+    ] {
+        assert!(
+            lines[0].split(',').any(|c| c == col),
+            "missing {col} in {}",
+            lines[0]
+        );
+    }
+}
+
+#[test]
+fn explain_names_formulas_and_the_binding_constraint() {
+    let out = trainplan(&["explain", &path("scenarios/llama3-70b-fsdp-h100.toml")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    for needle in [
+        "## Memory per GPU",
+        "Korthikanti",
+        "Rajbhandari",
+        "## Time per step",
+        "## Binding constraint",
+        "MFU",
+    ] {
+        assert!(s.contains(needle), "missing {needle}:\n{s}");
+    }
+}
+
+#[test]
+fn explain_of_a_sweep_scenario_says_why_the_runner_up_lost() {
+    let out = trainplan(&["explain", &path("scenarios/deadline-13b-a100.toml")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.contains("## Runner-up"), "{s}");
+    assert!(
+        s.contains("ranked by cost among plans that finish within 7 days"),
+        "{s}"
+    );
+}
+
+#[test]
+fn evaluate_without_a_strategy_points_at_sweep() {
+    let out = trainplan(&["evaluate", &path("scenarios/deadline-13b-a100.toml")]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("[strategy]") && err.contains("trainplan sweep"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn validate_csv_has_one_row_per_run_and_a_summary() {
+    let out = trainplan(&[
+        "validate",
+        &path("tests/data/runs-public.csv"),
+        "--format",
+        "csv",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_string)
+        .collect();
+    for col in [
+        "name",
+        "measured_tokens_per_s_per_gpu",
+        "predicted_tokens_per_s_per_gpu",
+        "tokens_rel_error",
+        "measured_mem_gib",
+        "predicted_mem_gib",
+        "measured_oom",
+        "predicted_fits",
+        "choices",
+        "skipped",
+    ] {
+        assert!(header.iter().any(|h| h == col), "missing {col}");
+    }
+    let rows = reader.records().count();
+    assert_eq!(rows, 178);
+    let err = text(&out.stderr);
+    for needle in [
+        "median abs rel error",
+        "worst",
+        "source S1",
+        "gpu h100-sxm",
+        "predicted not to fit",
+    ] {
+        assert!(err.contains(needle), "summary lacks {needle}:\n{err}");
+    }
+}
+
+#[test]
+fn validate_json_summary_has_the_figures() {
+    let out = trainplan(&[
+        "validate",
+        &path("tests/data/runs-public.csv"),
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &v["summary"];
+    let median = s["tokens_median_abs_rel_error"].as_f64().unwrap();
+    assert!(median > 0.0 && median < 0.10, "{median}");
+    assert_eq!(s["skipped"], 0);
+    assert_eq!(v["runs"].as_array().unwrap().len(), 178);
+}
+
+#[test]
+fn validate_reports_unmodellable_rows_as_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::fs::read_to_string(root().join("tests/data/runs-public.csv")).unwrap();
+    let mut lines = src.lines();
+    let header = lines.next().unwrap();
+    let row = lines.next().unwrap().replacen("h100-sxm", "tpu-v9", 1);
+    let file = dir.path().join("runs.csv");
+    std::fs::write(&file, format!("{header}\n{row}\n")).unwrap();
+    let out = trainplan(&["validate", file.to_str().unwrap(), "--format", "csv"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.contains("unknown gpu `tpu-v9`"), "{s}");
+    assert!(
+        text(&out.stderr).contains("skipped 1"),
+        "{}",
+        text(&out.stderr)
+    );
+}
