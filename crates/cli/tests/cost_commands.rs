@@ -224,3 +224,20 @@ fn validate_reports_unmodellable_rows_as_skipped() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn calibration_residuals_are_up_to_date() {
+    // Run from the repository root so the file label inside the output is the same relative path.
+    let out = Command::new(env!("CARGO_BIN_EXE_trainplan"))
+        .current_dir(root())
+        .args(["validate", "tests/data/runs-public.csv", "--format", "csv"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stored =
+        std::fs::read_to_string(root().join("hardware-db/calibration/residuals.csv")).unwrap();
+    assert!(
+        text(&out.stdout) == stored,
+        "hardware-db/calibration/residuals.csv is stale: regenerate it with\n  trainplan validate tests/data/runs-public.csv --format csv -o hardware-db/calibration/residuals.csv"
+    );
+}
