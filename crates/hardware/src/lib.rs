@@ -61,6 +61,9 @@ pub struct Efficiency {
     pub attention_fraction: f64,
     /// Achievable fraction of HBM bandwidth for memory-bound kernels (norms, optimizer).
     pub hbm_fraction: f64,
+    /// Fraction of the communication time hidden behind compute that still delays it: NCCL
+    /// kernels occupy SMs and HBM bandwidth that concurrent matrix products lose.
+    pub overlap_penalty: f64,
     /// Achievable all-reduce bus bandwidth over the scale-up fabric, as a fraction of the
     /// one-way link bandwidth per GPU.
     pub scaleup_fraction: f64,
@@ -84,6 +87,7 @@ impl Default for Efficiency {
             fp8_matmul_fraction: 0.6,
             attention_fraction: 0.5,
             hbm_fraction: 0.85,
+            overlap_penalty: 0.1,
             scaleup_fraction: 0.8,
             scaleout_fraction: 0.9,
             collective_latency: Seconds::from_us(8.4),

@@ -41,6 +41,8 @@ struct EfficiencyFile {
     fp8_matmul_fraction: f64,
     attention_fraction: f64,
     hbm_fraction: f64,
+    /// Optional: files written before the factor existed get the generic starting value.
+    overlap_penalty: Option<f64>,
     scaleup_fraction: f64,
     scaleout_fraction: f64,
     collective_latency_us: f64,
@@ -141,6 +143,19 @@ impl Checker<'_> {
         }
     }
 
+    /// `value` must lie in [0, 1).
+    pub fn below_one(&self, section: &str, key: &str, value: f64) -> Result<f64, IoError> {
+        if value.is_finite() && (0.0..1.0).contains(&value) {
+            Ok(value)
+        } else {
+            Err(self.error(
+                section,
+                key,
+                format!("must be a fraction in [0, 1), found {value}"),
+            ))
+        }
+    }
+
     /// `value` must be at least 1.
     pub fn at_least_one(&self, section: &str, key: &str, value: u32) -> Result<u32, IoError> {
         if value >= 1 {
@@ -234,6 +249,12 @@ pub(crate) fn parse_accelerator(path: &str, text: &str) -> Result<LoadedAccelera
         fp8_matmul_fraction: c.fraction(s, "fp8_matmul_fraction", e.fp8_matmul_fraction)?,
         attention_fraction: c.fraction(s, "attention_fraction", e.attention_fraction)?,
         hbm_fraction: c.fraction(s, "hbm_fraction", e.hbm_fraction)?,
+        overlap_penalty: c.below_one(
+            s,
+            "overlap_penalty",
+            e.overlap_penalty
+                .unwrap_or(Efficiency::default().overlap_penalty),
+        )?,
         scaleup_fraction: c.fraction(s, "scaleup_fraction", e.scaleup_fraction)?,
         scaleout_fraction: c.fraction(s, "scaleout_fraction", e.scaleout_fraction)?,
         collective_latency: Seconds::from_us(c.non_negative(
@@ -337,6 +358,7 @@ matmul_half_dim = 256.0
 fp8_matmul_fraction = 0.709
 attention_fraction = 0.5
 hbm_fraction = 0.85
+overlap_penalty = 0.1
 scaleup_fraction = 0.82
 scaleout_fraction = 0.94
 collective_latency_us = 8.4
@@ -387,7 +409,7 @@ source = "a reference architecture"
             (
                 "scaleup_fraction = 0.82",
                 "scaleup_fraction = 1.2",
-                ":23:1: field `efficiency.scaleup_fraction`: must be a fraction",
+                ":24:1: field `efficiency.scaleup_fraction`: must be a fraction",
             ),
             ("tdp_w = 700", "tdp_watts = 700", "did you mean `tdp_w`?"),
             (

@@ -228,7 +228,7 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
         let ring = cluster.collective_time(Collective::AllGather, kv * f64::from(s.cp), cp_group);
         let comm = ring * (1.0 + 2.0 + attn_recompute);
         let hidden_by = attn_t * (1.0 + attn_bwd_factor + attn_recompute);
-        (comm - hidden_by).max(Seconds::ZERO) * layers
+        overlapped(comm, hidden_by, eff.overlap_penalty) * layers
     } else {
         Seconds::ZERO
     };
@@ -253,6 +253,14 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
         cp: cp_t,
         pp: pp_t,
     }
+}
+
+/// Exposed time of `comm` run concurrently with `window` of compute: what does not fit in the
+/// window, plus the slowdown the hidden part inflicts on the compute it shares the GPU with.
+#[inline]
+fn overlapped(comm: Seconds, window: Seconds, penalty: f64) -> Seconds {
+    let window = window.max(Seconds::ZERO);
+    (comm - window).max(Seconds::ZERO) + comm.min(window) * penalty
 }
 
 /// Time of one `m×k · k×n` product at `rate`, slowed by its shape: a product whose dimensions
@@ -286,18 +294,18 @@ pub(crate) fn step_time(
     };
     let grads = Bytes(params * job.grad_bytes);
     let weights = Bytes(params * ACT_BYTES);
+    let penalty = cluster.accelerator.efficiency.overlap_penalty;
     let dp_t = match s.zero {
         0 => {
             let ar = cluster.collective_time(Collective::AllReduce, grads, dp_group);
-            (ar - mb.backward).max(Seconds::ZERO)
+            overlapped(ar, mb.backward, penalty)
         }
         1 | 2 => {
             // Reduce-scatter of gradients during the last backward, all-gather of the updated
             // weights overlapped with the next forward (Megatron distributed optimizer).
             let rs = cluster.collective_time(Collective::ReduceScatter, grads, dp_group);
             let ag = cluster.collective_time(Collective::AllGather, weights, dp_group);
-            (rs - mb.backward).max(Seconds::ZERO)
-                + (ag - (mb.compute - mb.backward)).max(Seconds::ZERO)
+            overlapped(rs, mb.backward, penalty) + overlapped(ag, mb.compute - mb.backward, penalty)
         }
         _ => {
             // FSDP: gather weights for forward and again for backward, reduce-scatter gradients,
@@ -307,7 +315,7 @@ pub(crate) fn step_time(
             let rs = cluster.collective_time(Collective::ReduceScatter, grads, dp_group);
             let comm = ag * 2.0 + rs;
             let layers = f64::from(s.max_layers_per_rank(model));
-            let exposed = (comm - mb.compute).max(Seconds::ZERO) + comm * (1.0 / layers);
+            let exposed = overlapped(comm, mb.compute, penalty) + comm * (1.0 / layers);
             exposed * mf
         }
     };

@@ -23,6 +23,8 @@ pub enum Field {
     Attention,
     /// `matmul_half_dim` (shared by every group).
     HalfDim,
+    /// `overlap_penalty` (shared by every group).
+    OverlapPenalty,
 }
 
 impl Field {
@@ -33,12 +35,14 @@ impl Field {
             Field::Fp8Matmul => "fp8_matmul_fraction",
             Field::Attention => "attention_fraction",
             Field::HalfDim => "matmul_half_dim",
+            Field::OverlapPenalty => "overlap_penalty",
         }
     }
 
     fn bounds(self) -> (f64, f64) {
         match self {
             Field::HalfDim => (1.0, 4096.0),
+            Field::OverlapPenalty => (0.0, 0.95),
             _ => (0.05, 1.0),
         }
     }
@@ -49,6 +53,7 @@ impl Field {
             Field::Fp8Matmul => e.fp8_matmul_fraction,
             Field::Attention => e.attention_fraction,
             Field::HalfDim => e.matmul_half_dim,
+            Field::OverlapPenalty => e.overlap_penalty,
         }
     }
 
@@ -58,6 +63,7 @@ impl Field {
             Field::Fp8Matmul => e.fp8_matmul_fraction = v,
             Field::Attention => e.attention_fraction = v,
             Field::HalfDim => e.matmul_half_dim = v,
+            Field::OverlapPenalty => e.overlap_penalty = v,
         }
     }
 }
@@ -152,12 +158,14 @@ pub fn parameters(obs: &[Observation], min_runs: usize) -> Vec<Param> {
         }
     }
     all_ids.sort();
-    params.push(Param {
-        field: Field::HalfDim,
-        accelerators: all_ids,
-        value: 0.0,
-        n_runs: obs.len(),
-    });
+    for field in [Field::HalfDim, Field::OverlapPenalty] {
+        params.push(Param {
+            field,
+            accelerators: all_ids.clone(),
+            value: 0.0,
+            n_runs: obs.len(),
+        });
+    }
     // Start from the values the runs' accelerators carry.
     for p in &mut params {
         if let Some(o) = obs
