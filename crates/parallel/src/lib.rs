@@ -93,7 +93,8 @@ pub fn evaluate(
     let tokens_per_s_per_gpu = tokens_per_s / n_gpus;
     let peak = cluster.peak_or_bf16(job.precision.matmul_dtype());
     let mfu = flops.model().get() * tokens_per_s_per_gpu / peak.get();
-    let hfu = flops.hardware(strategy.recompute).get() * tokens_per_s_per_gpu / peak.get();
+    let hfu =
+        flops.hardware(strategy.effective_recompute()).get() * tokens_per_s_per_gpu / peak.get();
     let bottleneck = time::bottleneck(&time, &memory);
     Ok(Estimate {
         memory,

@@ -199,6 +199,17 @@ impl Strategy {
         model.n_layers.div_ceil(self.pp * self.vpp) * self.vpp
     }
 
+    /// The recomputation that actually happens: selective recomputation recomputes the attention
+    /// scores, which a fused attention kernel never stores, so with one it is no recomputation.
+    #[inline]
+    pub fn effective_recompute(&self) -> Recompute {
+        if self.flash_attention && self.recompute == Recompute::Selective {
+            Recompute::None
+        } else {
+            self.recompute
+        }
+    }
+
     /// Sequence parallelism in effect (it needs tp > 1).
     #[inline]
     pub fn sp_active(&self) -> bool {

@@ -170,8 +170,9 @@ fn round(x: f64, scale: f64) -> f64 {
 }
 
 /// Orders `a` before `b` when it ranks higher under `objective`: the objective first, then the
-/// other of time and cost, then the canonical key, so that the order is total and the same on
-/// any number of threads.
+/// other of time and cost, then the lower peak memory (the same speed with more headroom is the
+/// better plan), then the canonical key, so that the order is total and the same on any number
+/// of threads.
 #[inline]
 pub fn compare(objective: Objective, a: &Plan, b: &Plan) -> Ordering {
     let primary = match objective {
@@ -188,5 +189,7 @@ pub fn compare(objective: Objective, a: &Plan, b: &Plan) -> Ordering {
             .total_cmp(&a.mfu)
             .then_with(|| a.train_days.total_cmp(&b.train_days)),
     };
-    primary.then_with(|| a.key().cmp(&b.key()))
+    primary
+        .then_with(|| a.mem_gib.total_cmp(&b.mem_gib))
+        .then_with(|| a.key().cmp(&b.key()))
 }

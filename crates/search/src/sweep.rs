@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use trainplan_hardware::Cluster;
-use trainplan_model::Model;
+use trainplan_model::{Model, Recompute};
 use trainplan_parallel::{estimate, Job, Strategy};
 
 /// How many of the fastest and of the cheapest plans are kept to answer a deadline or budget
@@ -20,6 +20,10 @@ const CLOSEST: usize = 5;
 
 /// Reason key for an estimate whose numbers are not finite (a cost-model bug, never expected).
 const NON_FINITE: &str = "non_finite";
+
+/// Reason key for selective recomputation under a fused attention kernel: the same plan as no
+/// recomputation (`Strategy::effective_recompute`), counted once rather than ranked twice.
+const SELECTIVE_IS_NONE: &str = "selective_is_none";
 
 /// One slice of a space split for a CI matrix or a job array: shard `index` of `count`, both
 /// 1-based as written on the command line (`2/8`).
@@ -596,6 +600,15 @@ impl Search {
                 }
                 for &zero in &spec.zero {
                     for &recompute in &spec.recompute {
+                        if recompute == Recompute::Selective
+                            && spec.flash_attention
+                            && spec.recompute.contains(&Recompute::None)
+                        {
+                            // A fused attention kernel stores no scores, so selective
+                            // recomputation recomputes nothing: the plan is the `none` plan.
+                            acc.counts.add(SELECTIVE_IS_NONE, sps.len() as u64);
+                            continue;
+                        }
                         for &sequence_parallel in sps {
                             let s = Strategy {
                                 dp: l.dp,

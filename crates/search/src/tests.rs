@@ -127,6 +127,35 @@ fn exhaustive(objective: Objective, k: usize) -> (TopK, BTreeMap<&'static str, u
                                             sequence_parallel: sp,
                                             flash_attention: true,
                                         };
+                                        if recompute == Recompute::Selective {
+                                            // The sweep ranks this once, as `none`: check the
+                                            // two really are the same plan, then count it.
+                                            let none = Strategy {
+                                                recompute: Recompute::None,
+                                                ..s
+                                            };
+                                            let a = estimate(&model, &cluster, &job, &s);
+                                            let b = estimate(&model, &cluster, &job, &none);
+                                            match (a, b) {
+                                                (Ok(a), Ok(b)) => {
+                                                    assert_eq!(a.time, b.time);
+                                                    assert_eq!(a.memory, b.memory);
+                                                }
+                                                (Err(a), Err(b)) => assert_eq!(a, b),
+                                                _ => panic!("selective and none disagree on {s:?}"),
+                                            }
+                                            // Layout rules reject before the sweep looks at
+                                            // recomputation; memory is judged after.
+                                            let reason = match estimate(&model, &cluster, &job, &s)
+                                            {
+                                                Err(why) if why.reason() != "out_of_memory" => {
+                                                    why.reason()
+                                                }
+                                                _ => "selective_is_none",
+                                            };
+                                            *reasons.entry(reason).or_insert(0) += 1;
+                                            continue;
+                                        }
                                         match estimate(&model, &cluster, &job, &s) {
                                             Ok(e) => top.offer(&Plan::new(
                                                 0,
