@@ -221,13 +221,17 @@ impl Cluster {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod testing {
-    use super::*;
+pub mod testing {
+    //! Fixtures for tests and benches: an A100 80GB SXM in a DGX A100 with the spec-sheet figures
+    //! of `hardware-db/`, built in code so that tests do not depend on the database files.
 
-    /// An A100 80GB in a DGX A100, with the spec-sheet figures of `hardware-db/`.
-    pub fn a100_cluster(n_gpus: u32) -> Cluster {
-        let accel = Accelerator {
+    use super::{Accelerator, Cluster, Efficiency, Node};
+    use trainplan_units::{ByteRate, Bytes, FlopRate};
+
+    /// An A100 80GB SXM (dense bf16 312 TFLOP/s, 2.039 TB/s HBM, NVLink 3 at 300 GB/s one way),
+    /// priced at `price` USD per GPU-hour, with the generic starting efficiencies.
+    pub fn a100_80gb(price: Option<f64>) -> Accelerator {
+        Accelerator {
             id: "a100-80gb".into(),
             name: "A100 80GB SXM".into(),
             vendor: "NVIDIA".into(),
@@ -238,11 +242,15 @@ pub(crate) mod testing {
             fp8_peak: None,
             scaleup_unidir: ByteRate::from_gbps(300.0),
             tdp_w: 400.0,
-            price_usd_per_gpu_hour: None,
+            price_usd_per_gpu_hour: price,
             default_node: "dgx-a100".into(),
             efficiency: Efficiency::default(),
-        };
-        let node = Node {
+        }
+    }
+
+    /// A DGX A100: 8 GPUs on NVSwitch, 8 HDR 200 Gbit/s NICs.
+    pub fn dgx_a100() -> Node {
+        Node {
             id: "dgx-a100".into(),
             name: "DGX A100".into(),
             accelerator: "a100-80gb".into(),
@@ -250,7 +258,14 @@ pub(crate) mod testing {
             scaleup_domain: 8,
             nics_per_node: 8,
             nic_gbit_s: 200.0,
-        };
-        Cluster::new(accel, node, n_gpus).unwrap()
+        }
+    }
+
+    /// `n_gpus` A100 80GB in DGX A100 nodes.
+    ///
+    /// # Panics
+    /// When `n_gpus` is 0.
+    pub fn a100_cluster(n_gpus: u32) -> Cluster {
+        Cluster::new(a100_80gb(None), dgx_a100(), n_gpus).expect("a fixture cluster has GPUs")
     }
 }

@@ -231,19 +231,21 @@ impl Model {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod testing {
-    use super::*;
+pub mod testing {
+    //! Fixtures for tests and benches: published architectures built in code.
 
-    /// GPT-3 175B (Brown et al. 2020, Table 2.1).
-    pub fn gpt3_175b() -> Model {
+    use super::{FfnActivation, Model, Positions};
+
+    /// A GPT-3-family model (Brown et al. 2020, Table 2.1): GELU, FFN 4h, learned positions,
+    /// tied embeddings, vocabulary 50257, context 2048.
+    pub fn gpt3(id: &str, n_layers: u32, hidden: u32, n_heads: u32) -> Model {
         Model {
-            id: "gpt3-175b".into(),
-            n_layers: 96,
-            hidden: 12288,
-            n_heads: 96,
-            n_kv_heads: 96,
-            ffn: 4 * 12288,
+            id: id.into(),
+            n_layers,
+            hidden,
+            n_heads,
+            n_kv_heads: n_heads,
+            ffn: 4 * hidden,
             vocab: 50257,
             max_seq_len: 2048,
             ffn_act: FfnActivation::Gelu,
@@ -253,6 +255,11 @@ pub(crate) mod testing {
             dropout: true,
             moe: None,
         }
+    }
+
+    /// GPT-3 175B (Brown et al. 2020, Table 2.1).
+    pub fn gpt3_175b() -> Model {
+        gpt3("gpt3-175b", 96, 12288, 96)
     }
 
     /// Llama 3 70B (Meta, Llama 3 model card / params.json).

@@ -2,15 +2,11 @@
 //! figures of `hardware-db/`, built in code so that they do not depend on the database files.
 
 use crate::{SpaceSpec, Target};
-use trainplan_hardware::{Accelerator, Efficiency, Node};
-use trainplan_model::{FfnActivation, Model, Positions};
+use trainplan_model::testing::gpt3;
+use trainplan_model::Model;
 use trainplan_parallel::{Job, Precision};
-use trainplan_units::{ByteRate, Bytes, FlopRate};
 
-/// GPT-3 175B (Brown et al. 2020, Table 2.1).
-pub fn gpt3_175b() -> Model {
-    gpt3("gpt3-175b", 96, 12288, 96)
-}
+pub use trainplan_model::testing::gpt3_175b;
 
 /// GPT-3 13B (Brown et al. 2020, Table 2.1; d_model 5120 = 40 heads of 128).
 pub fn gpt3_13b() -> Model {
@@ -22,54 +18,11 @@ pub fn gpt3_1_3b() -> Model {
     gpt3("gpt3-1.3b", 24, 2048, 16)
 }
 
-fn gpt3(id: &str, n_layers: u32, hidden: u32, n_heads: u32) -> Model {
-    Model {
-        id: id.into(),
-        n_layers,
-        hidden,
-        n_heads,
-        n_kv_heads: n_heads,
-        ffn: 4 * hidden,
-        vocab: 50257,
-        max_seq_len: 2048,
-        ffn_act: FfnActivation::Gelu,
-        tied_embeddings: true,
-        positions: Positions::Learned,
-        linear_bias: true,
-        dropout: true,
-        moe: None,
-    }
-}
-
 /// An A100 80GB SXM in a DGX A100, priced at `price` USD per GPU-hour.
 pub fn a100_80gb(price: Option<f64>) -> Target {
-    let accelerator = Accelerator {
-        id: "a100-80gb".into(),
-        name: "A100 80GB SXM".into(),
-        vendor: "NVIDIA".into(),
-        hbm_capacity: Bytes::from_gib(80.0),
-        hbm_bandwidth: ByteRate::from_tbps(2.039),
-        bf16_peak: FlopRate::from_tflops(312.0),
-        fp16_peak: FlopRate::from_tflops(312.0),
-        fp8_peak: None,
-        scaleup_unidir: ByteRate::from_gbps(300.0),
-        tdp_w: 400.0,
-        price_usd_per_gpu_hour: price,
-        default_node: "dgx-a100".into(),
-        efficiency: Efficiency::default(),
-    };
-    let node = Node {
-        id: "dgx-a100".into(),
-        name: "DGX A100".into(),
-        accelerator: "a100-80gb".into(),
-        gpus_per_node: 8,
-        scaleup_domain: 8,
-        nics_per_node: 8,
-        nic_gbit_s: 200.0,
-    };
     Target {
-        accelerator,
-        node,
+        accelerator: trainplan_hardware::testing::a100_80gb(price),
+        node: trainplan_hardware::testing::dgx_a100(),
         price_usd_per_gpu_hour: price,
     }
 }
