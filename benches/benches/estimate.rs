@@ -25,6 +25,7 @@ fn bench(c: &mut Criterion) {
         recompute: Recompute::Selective,
         sequence_parallel: true,
         flash_attention: true,
+        tp_overlap: false,
     };
     let mut group = c.benchmark_group("estimate");
     group.throughput(Throughput::Elements(1));

@@ -74,6 +74,7 @@ fn base(dp: u32, tp: u32, pp: u32, mb: u32, zero: u8, recompute: Recompute, sp: 
         recompute,
         sequence_parallel: sp,
         flash_attention: true,
+        tp_overlap: false,
     }
 }
 

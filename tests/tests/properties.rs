@@ -158,6 +158,7 @@ fn arb_layout() -> impl Strategy<Value = (Layout, u32)> {
                     recompute,
                     sequence_parallel: sp,
                     flash_attention: flash,
+                    tp_overlap: false,
                 };
                 let product = u64::from(dp) * u64::from(tp) * u64::from(pp) * u64::from(cp);
                 let n_gpus = n.unwrap_or(product.clamp(1, 1_000_000) as u32);

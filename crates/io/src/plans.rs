@@ -47,13 +47,14 @@ pub const COLUMNS: [&str; 28] = [
 
 /// Columns after the contract's: strategy flags, diagnostics, and how the file was ranked (so
 /// that `merge` ranks the same way).
-pub const EXTRA_COLUMNS: [&str; 6] = [
+pub const EXTRA_COLUMNS: [&str; 7] = [
     "sequence_parallel",
     "flash_attention",
     "hfu",
     "bottleneck",
     "objective",
     "pareto",
+    "tp_comm_overlap",
 ];
 
 /// Every column, in file order.
@@ -116,6 +117,7 @@ pub fn row(rank: usize, plan: &Plan, gpu: &str, objective: Objective, pareto: bo
         plan.bottleneck.as_str().to_string(),
         objective.as_str().to_string(),
         pareto.to_string(),
+        s.tp_overlap.to_string(),
     ]
 }
 
@@ -278,6 +280,7 @@ fn parse_rows(label: &str, bytes: &[u8]) -> Result<Vec<Row>, IoError> {
                 recompute,
                 sequence_parallel: boolean(28)?,
                 flash_attention: boolean(29)?,
+                tp_overlap: boolean(34)?,
             },
             grad_accum: int(11)?,
             mem_gib: float(15)?,

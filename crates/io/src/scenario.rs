@@ -216,6 +216,8 @@ pub struct StrategySection {
     pub sequence_parallel: Option<bool>,
     /// Fused attention (default true).
     pub flash_attention: Option<bool>,
+    /// Overlap tensor-parallel collectives with matrix products (default false).
+    pub tp_comm_overlap: Option<bool>,
 }
 
 /// The cluster a scenario names, before a GPU count is fixed (a sweep varies it).
@@ -630,6 +632,7 @@ fn build_strategy(
         recompute: s.recompute.map_or(Recompute::Selective, Recompute::from),
         sequence_parallel: s.sequence_parallel.unwrap_or(tp > 1),
         flash_attention: s.flash_attention.unwrap_or(true),
+        tp_overlap: s.tp_comm_overlap.unwrap_or(false),
     })
 }
 

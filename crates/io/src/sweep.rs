@@ -65,6 +65,8 @@ pub struct SweepSection {
     pub max_pp: Option<u32>,
     /// Fused attention.
     pub flash_attention: Option<bool>,
+    /// Overlap tensor-parallel collectives with matrix products (default false).
+    pub tp_comm_overlap: Option<bool>,
     /// USD per GPU-hour by accelerator id.
     pub prices: Option<BTreeMap<String, f64>>,
 }
@@ -275,6 +277,9 @@ fn build(scenario: &Scenario, db: &Database, s: &SweepSection) -> Result<SpaceSp
     spec.max_pp = s.max_pp;
     if let Some(f) = s.flash_attention {
         spec.flash_attention = f;
+    }
+    if let Some(o) = s.tp_comm_overlap {
+        spec.tp_comm_overlap = o;
     }
     Ok(spec)
 }

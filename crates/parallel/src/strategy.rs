@@ -86,6 +86,9 @@ pub struct Strategy {
     pub sequence_parallel: bool,
     /// Fused attention that never stores the s×s scores.
     pub flash_attention: bool,
+    /// Overlap tensor-parallel collectives with the matrix products next to them (Megatron /
+    /// Transformer Engine `--tp-comm-overlap`, PyTorch async TP); only matters with tp > 1.
+    pub tp_overlap: bool,
 }
 
 impl Strategy {

@@ -41,5 +41,6 @@ pub fn strategy(dp: u32, tp: u32, pp: u32) -> Strategy {
         recompute: Recompute::Selective,
         sequence_parallel: true,
         flash_attention: true,
+        tp_overlap: false,
     }
 }

@@ -67,6 +67,9 @@ pub struct SpaceSpec {
     pub max_pp: Option<u32>,
     /// Fused (flash) attention.
     pub flash_attention: bool,
+    /// Overlap tensor-parallel collectives with matrix products, for layouts with tp > 1 (only
+    /// where the training framework supports it, hence off unless the scenario says so).
+    pub tp_comm_overlap: bool,
 }
 
 impl SpaceSpec {
@@ -88,6 +91,7 @@ impl SpaceSpec {
             max_tp: None,
             max_pp: None,
             flash_attention: true,
+            tp_comm_overlap: false,
         }
     }
 

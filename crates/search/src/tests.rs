@@ -126,6 +126,7 @@ fn exhaustive(objective: Objective, k: usize) -> (TopK, BTreeMap<&'static str, u
                                             recompute,
                                             sequence_parallel: sp,
                                             flash_attention: true,
+                                            tp_overlap: false,
                                         };
                                         if recompute == Recompute::Selective {
                                             // The sweep ranks this once, as `none`: check the
@@ -420,6 +421,7 @@ fn base_plan() -> Plan {
         recompute: Recompute::Selective,
         sequence_parallel: true,
         flash_attention: true,
+        tp_overlap: false,
     };
     let e = trainplan_parallel::evaluate(&model, &cluster, &job, &s).unwrap();
     Plan::new(0, 64, 8, &job, s, &e, Some(2.0))

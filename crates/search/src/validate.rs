@@ -193,70 +193,71 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
                 None => &Recompute::ALL,
             };
             let zeros: Vec<u8> = t.zero.map_or_else(|| vec![0, 1, 2, 3], |z| vec![z]);
-            for &mb in &mbs {
-                for &vpp in &vpps {
-                    for &sp in sps {
-                        for &recompute in recs {
-                            for &zero in &zeros {
-                                let strategy = Strategy {
-                                    dp,
-                                    tp,
-                                    pp,
-                                    cp,
-                                    ep,
-                                    vpp,
-                                    micro_batch: mb,
-                                    zero,
-                                    recompute,
-                                    sequence_parallel: sp,
-                                    flash_attention: true,
-                                };
-                                match evaluate(&run.model, &run.cluster, &run.job, &strategy) {
-                                    Ok(estimate) => {
-                                        let fits = estimate.fits();
-                                        let better = match &best {
-                                            None => true,
-                                            Some((b, bfits)) => match (fits, *bfits) {
-                                                (true, false) => true,
-                                                (false, true) => false,
-                                                (true, true) => {
-                                                    appeal(&strategy, &estimate)
-                                                        > appeal(&b.strategy, &b.estimate)
-                                                }
-                                                (false, false) => {
-                                                    estimate.memory.total.get()
-                                                        < b.estimate.memory.total.get()
-                                                }
-                                            },
-                                        };
-                                        if better {
-                                            let chosen = Chosen {
-                                                tp: t.tp.is_none(),
-                                                pp: t.pp.is_none(),
-                                                dp: t.dp.is_none(),
-                                                vpp: t.vpp.is_none() && pp > 1,
-                                                sequence_parallel: t.sequence_parallel.is_none()
-                                                    && tp > 1,
-                                                micro_batch: t.micro_batch.is_none(),
-                                                recompute: t.recompute.is_none(),
-                                                zero: t.zero.is_none(),
-                                            };
-                                            best = Some((
-                                                Prediction {
-                                                    strategy,
-                                                    estimate,
-                                                    chosen,
-                                                },
-                                                fits,
-                                            ));
-                                        }
-                                    }
-                                    Err(e) => {
-                                        first_err.get_or_insert(e);
-                                    }
+            let (vpps, zeros) = (vpps.as_slice(), zeros.as_slice());
+            let candidates = mbs.iter().flat_map(|&mb| {
+                vpps.iter().flat_map(move |&vpp| {
+                    sps.iter().flat_map(move |&sp| {
+                        recs.iter().flat_map(move |&recompute| {
+                            zeros.iter().map(move |&zero| Strategy {
+                                dp,
+                                tp,
+                                pp,
+                                cp,
+                                ep,
+                                vpp,
+                                micro_batch: mb,
+                                zero,
+                                recompute,
+                                sequence_parallel: sp,
+                                flash_attention: true,
+                                // Not a runs CSV column, and off by default in every
+                                // framework: overlap is assumed off where unstated.
+                                tp_overlap: false,
+                            })
+                        })
+                    })
+                })
+            });
+            for strategy in candidates {
+                match evaluate(&run.model, &run.cluster, &run.job, &strategy) {
+                    Ok(estimate) => {
+                        let fits = estimate.fits();
+                        let better = match &best {
+                            None => true,
+                            Some((b, bfits)) => match (fits, *bfits) {
+                                (true, false) => true,
+                                (false, true) => false,
+                                (true, true) => {
+                                    appeal(&strategy, &estimate) > appeal(&b.strategy, &b.estimate)
                                 }
-                            }
+                                (false, false) => {
+                                    estimate.memory.total.get() < b.estimate.memory.total.get()
+                                }
+                            },
+                        };
+                        if better {
+                            let chosen = Chosen {
+                                tp: t.tp.is_none(),
+                                pp: t.pp.is_none(),
+                                dp: t.dp.is_none(),
+                                vpp: t.vpp.is_none() && pp > 1,
+                                sequence_parallel: t.sequence_parallel.is_none() && tp > 1,
+                                micro_batch: t.micro_batch.is_none(),
+                                recompute: t.recompute.is_none(),
+                                zero: t.zero.is_none(),
+                            };
+                            best = Some((
+                                Prediction {
+                                    strategy,
+                                    estimate,
+                                    chosen,
+                                },
+                                fits,
+                            ));
                         }
+                    }
+                    Err(e) => {
+                        first_err.get_or_insert(e);
                     }
                 }
             }

@@ -43,6 +43,7 @@ fn estimate_and_ranking_allocate_nothing() {
                             recompute,
                             sequence_parallel: tp > 1,
                             flash_attention: true,
+                            tp_overlap: false,
                         });
                     }
                 }
