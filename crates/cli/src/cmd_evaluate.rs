@@ -70,6 +70,7 @@ struct Report {
     compute_s: f64,
     tp_comm_s: f64,
     cp_comm_s: f64,
+    ep_comm_s: f64,
     pp_comm_s: f64,
     dp_comm_s: f64,
     bubble_s: f64,
@@ -127,6 +128,7 @@ fn report(sc: &Scenario, cluster: &Cluster, s: &Strategy, e: &Estimate) -> Repor
         compute_s: t.compute.get(),
         tp_comm_s: t.tp_comm.get(),
         cp_comm_s: t.cp_comm.get(),
+        ep_comm_s: t.ep_comm.get(),
         pp_comm_s: t.pp_comm.get(),
         dp_comm_s: t.dp_comm.get(),
         bubble_s: t.bubble.get(),
@@ -246,6 +248,11 @@ pub fn run(args: &Args, db: &Database) -> anyhow::Result<()> {
                     "context-parallel comm (exposed)".into(),
                     format!("{:.3}", r.cp_comm_s),
                     pct(r.cp_comm_s),
+                ],
+                vec![
+                    "expert-parallel all-to-all".into(),
+                    format!("{:.3}", r.ep_comm_s),
+                    pct(r.ep_comm_s),
                 ],
                 vec![
                     "pipeline comm".into(),
@@ -449,9 +456,10 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
     );
     let _ = writeln!(
         o,
-        "- pipeline sends {:.3} s, context-parallel exchange {:.3} s, optimizer step {:.3} s.\n",
+        "- pipeline sends {:.3} s, context-parallel exchange {:.3} s, expert all-to-all {:.3} s, optimizer step {:.3} s.\n",
         t.pp_comm.get(),
         t.cp_comm.get(),
+        t.ep_comm.get(),
         t.optimizer.get()
     );
     let _ = writeln!(
@@ -474,6 +482,7 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
                 if s.sp_active() { "" } else { ", or turn on sequence parallelism to shard the replicated activations" }
             ),
             Bottleneck::ContextComm => "Ring attention traffic is not hidden: lower cp or use longer sequences per rank.".into(),
+            Bottleneck::ExpertComm => "Token dispatch between experts is exposed: keep the expert-parallel group inside one node (lower ep) or route fewer experts per token.".into(),
             Bottleneck::PipelineComm => "Pipeline sends are exposed: fewer stages or fewer virtual stages.".into(),
             Bottleneck::DataComm => "Gradient and weight traffic across data-parallel ranks is exposed: larger micro-batches or more accumulation hide it, a lower ZeRO stage sends less, tp/pp shrinks what each rank sends.".into(),
             Bottleneck::Bubble => format!(

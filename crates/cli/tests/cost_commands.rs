@@ -52,6 +52,7 @@ fn evaluate_json_breaks_memory_and_time_down() {
         "compute_s",
         "tp_comm_s",
         "cp_comm_s",
+        "ep_comm_s",
         "pp_comm_s",
         "dp_comm_s",
         "bubble_s",

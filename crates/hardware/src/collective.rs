@@ -114,13 +114,25 @@ impl Cluster {
             }
             Collective::SendRecv => (1.0, 1.0),
         };
-        let bw = if op == Collective::SendRecv && tier == LinkTier::ScaleOut {
+        let transfer = match (op, tier) {
             // A point-to-point message uses one rank's NIC share.
-            self.scaleout_busbw_per_gpu
-        } else {
-            bw
+            (Collective::SendRecv, LinkTier::ScaleOut) => {
+                (bytes * volume_factor) / self.scaleout_busbw_per_gpu
+            }
+            // All-to-all sends a distinct shard to every peer: the shards bound for other nodes
+            // leave through the rank's own NIC share, those for node mates go over the scale-up
+            // links, both at once.
+            (Collective::AllToAll, LinkTier::ScaleOut) => {
+                let per_node =
+                    f64::from((self.node.gpus_per_node / group.stride.max(1)).clamp(1, group.size));
+                let remote = (n - per_node) / n;
+                let local = (per_node - 1.0) / n;
+                ((bytes * remote) / self.scaleout_busbw_per_gpu)
+                    .max((bytes * local) / self.scaleup_busbw)
+            }
+            _ => (bytes * volume_factor) / bw,
         };
-        eff.collective_latency + hop * steps + (bytes * volume_factor) / bw
+        eff.collective_latency + hop * steps + transfer
     }
 }
 
@@ -169,6 +181,22 @@ mod tests {
         assert!((ratio - 2.0).abs() < 0.01, "ratio {ratio}");
         // 10 GB · 2·7/8 over 240 GB/s (80% of 300) ≈ 72.9 ms.
         assert!((ar.get() - 0.0729).abs() < 0.001, "{ar}");
+    }
+
+    #[test]
+    fn all_to_all_across_nodes_is_bound_by_each_ranks_nic() {
+        let c = a100_cluster(64);
+        let bytes = Bytes::from_gb(1.0);
+        // 16 ranks on 2 nodes: half of each rank's shards leave the node through its own NIC
+        // share (22.5 GB/s), while an all-gather of the same group drives all 8 rails.
+        let g = Group {
+            size: 16,
+            stride: 1,
+        };
+        let a2a = c.collective_time(Collective::AllToAll, bytes, g).get();
+        assert!((a2a - 0.5 / 22.5).abs() < 1e-3, "{a2a}");
+        let ag = c.collective_time(Collective::AllGather, bytes, g).get();
+        assert!(a2a > 3.0 * ag, "{a2a} vs {ag}");
     }
 
     #[test]

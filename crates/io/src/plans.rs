@@ -313,18 +313,7 @@ fn parse_rows(label: &str, bytes: &[u8]) -> Result<Vec<Row>, IoError> {
 }
 
 fn bottleneck(name: &str) -> Option<Bottleneck> {
-    [
-        Bottleneck::Compute,
-        Bottleneck::TensorComm,
-        Bottleneck::ContextComm,
-        Bottleneck::PipelineComm,
-        Bottleneck::DataComm,
-        Bottleneck::Bubble,
-        Bottleneck::Optimizer,
-        Bottleneck::Memory,
-    ]
-    .into_iter()
-    .find(|b| b.as_str() == name)
+    Bottleneck::ALL.into_iter().find(|b| b.as_str() == name)
 }
 
 /// Assigns accelerator indices in id order and checks that every row was ranked the same way.

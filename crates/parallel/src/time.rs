@@ -37,6 +37,8 @@ pub struct TimeBreakdown {
     pub cp_comm: Seconds,
     /// Pipeline point-to-point sends.
     pub pp_comm: Seconds,
+    /// Expert-parallel all-to-all (token dispatch and combine of MoE layers).
+    pub ep_comm: Seconds,
     /// Data-parallel (and ZeRO) communication not hidden behind compute.
     pub dp_comm: Seconds,
     /// Pipeline bubble (idle time of a rank during fill and drain).
@@ -51,7 +53,7 @@ impl TimeBreakdown {
     /// Communication on the critical path.
     #[inline]
     pub fn exposed_comm(&self) -> Seconds {
-        self.tp_comm + self.cp_comm + self.pp_comm + self.dp_comm
+        self.tp_comm + self.cp_comm + self.pp_comm + self.ep_comm + self.dp_comm
     }
 }
 
@@ -64,6 +66,8 @@ pub enum Bottleneck {
     TensorComm,
     /// Context-parallel exchange.
     ContextComm,
+    /// Expert-parallel all-to-all.
+    ExpertComm,
     /// Pipeline sends.
     PipelineComm,
     /// Data-parallel gradient and parameter traffic.
@@ -77,12 +81,26 @@ pub enum Bottleneck {
 }
 
 impl Bottleneck {
+    /// Every bottleneck, in a fixed order.
+    pub const ALL: [Bottleneck; 9] = [
+        Bottleneck::Compute,
+        Bottleneck::TensorComm,
+        Bottleneck::ContextComm,
+        Bottleneck::ExpertComm,
+        Bottleneck::PipelineComm,
+        Bottleneck::DataComm,
+        Bottleneck::Bubble,
+        Bottleneck::Optimizer,
+        Bottleneck::Memory,
+    ];
+
     /// Short name for output.
     pub fn as_str(self) -> &'static str {
         match self {
             Bottleneck::Compute => "compute",
             Bottleneck::TensorComm => "tp_comm",
             Bottleneck::ContextComm => "cp_comm",
+            Bottleneck::ExpertComm => "ep_comm",
             Bottleneck::PipelineComm => "pp_comm",
             Bottleneck::DataComm => "dp_comm",
             Bottleneck::Bubble => "bubble",
@@ -96,6 +114,7 @@ pub(crate) fn bottleneck(t: &TimeBreakdown, m: &MemoryBreakdown) -> Bottleneck {
     let overheads = [
         (t.tp_comm, Bottleneck::TensorComm),
         (t.cp_comm, Bottleneck::ContextComm),
+        (t.ep_comm, Bottleneck::ExpertComm),
         (t.pp_comm, Bottleneck::PipelineComm),
         (t.dp_comm, Bottleneck::DataComm),
         (t.bubble, Bottleneck::Bubble),
@@ -123,6 +142,7 @@ struct MicroBatch {
     backward: Seconds,
     tp: Seconds,
     cp: Seconds,
+    ep: Seconds,
     pp: Seconds,
 }
 
@@ -156,10 +176,13 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
     let f = f64::from(model.ffn);
     let n_in = model.ffn_act.n_matrices() as f64 - 1.0;
     let (ffn_tokens, ffn_count) = match model.moe {
-        // Each expert sees top_k/experts of the tokens; every expert's products run.
+        // The ep ranks of a group pool their tokens; each of a rank's experts/ep experts sees
+        // ep·tokens·top_k/experts of them, so a rank runs tokens·top_k expert rows in all.
         Some(moe) => {
             let e = f64::from(moe.experts) / f64::from(s.ep);
-            (tokens * f64::from(moe.top_k) / f64::from(moe.experts), e)
+            let per_expert =
+                tokens * f64::from(moe.top_k) * f64::from(s.ep) / f64::from(moe.experts);
+            (per_expert, e)
         }
         None => (tokens, 1.0),
     };
@@ -244,6 +267,22 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
         Seconds::ZERO
     };
 
+    // Expert parallelism: each MoE layer dispatches every token's hidden state to its top_k
+    // experts and combines the results, an all-to-all each way in forward and again in backward
+    // (Lepikhin et al. 2020, "GShard", section 2.2), rerun under full recomputation.
+    let ep_t = match model.moe {
+        Some(moe) if s.ep > 1 => {
+            let routed = Bytes(tokens * f64::from(moe.top_k) * h * ACT_BYTES);
+            let ep_group = Group {
+                size: s.ep,
+                stride: s.tp * s.cp,
+            };
+            cluster.collective_time(Collective::AllToAll, routed, ep_group)
+                * ((4.0 + 2.0 * mm_recompute) * layers)
+        }
+        _ => Seconds::ZERO,
+    };
+
     // Pipeline: each model chunk receives activations forward and gradients backward; Megatron's
     // scatter-gather sends 1/t of the tensor when sequence parallel (Narayanan et al. 2021, 4.1).
     let pp_t = if s.pp > 1 {
@@ -262,6 +301,7 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
         backward: bwd,
         tp: tp_t,
         cp: cp_t,
+        ep: ep_t,
         pp: pp_t,
     }
 }
@@ -292,7 +332,7 @@ pub(crate) fn step_time(
     let m = s.micro_batches(job);
     let mf = f64::from(m);
     let mb = micro_batch(model, cluster, job, s);
-    let per_mb = mb.compute + mb.tp + mb.cp + mb.pp;
+    let per_mb = mb.compute + mb.tp + mb.cp + mb.ep + mb.pp;
     // 1F1B: (m + (p-1)/v) micro-batch times per step (Narayanan et al. 2021, section 2.2.2).
     let bubble = per_mb * ((f64::from(s.pp) - 1.0) / f64::from(s.vpp));
 
@@ -344,6 +384,7 @@ pub(crate) fn step_time(
     let tp_comm = mb.tp * mf;
     let cp_comm = mb.cp * mf;
     let pp_comm = mb.pp * mf;
+    let ep_comm = mb.ep * mf;
     let step = per_mb * mf + bubble + dp_t + optimizer;
     (
         TimeBreakdown {
@@ -351,6 +392,7 @@ pub(crate) fn step_time(
             tp_comm,
             cp_comm,
             pp_comm,
+            ep_comm,
             dp_comm: dp_t,
             bubble,
             optimizer,
