@@ -1,27 +1,10 @@
 //! End-to-end tests of the commands built on the cost model: `evaluate`, `explain` and `validate`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn trainplan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trainplan"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the trainplan binary runs")
-}
+use common::{path, root, text, trainplan};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn path(rel: &str) -> String {
-    root().join(rel).display().to_string()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use std::process::Command;
 
 #[test]
 fn evaluate_json_breaks_memory_and_time_down() {

@@ -1,17 +1,11 @@
 //! End-to-end tests of `trainplan estimate`: the worked examples, every output format,
 //! and the rejection of bad input with a usage message instead of a panic.
 
-use serde_json::Value;
-use std::process::{Command, Output};
+mod common;
 
-/// Runs the binary with `args`.
-fn trainplan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trainplan"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the trainplan binary runs")
-}
+use common::trainplan;
+
+use serde_json::Value;
 
 /// Runs `trainplan estimate ARGS --format json`, checks it succeeded, and parses the object.
 fn estimate_json(args: &[&str]) -> Value {

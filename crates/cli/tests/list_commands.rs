@@ -1,14 +1,9 @@
 //! Golden tests of `trainplan hardware` and `trainplan models`: headers, ids, and what a broken
 //! `--hardware-db` folder prints.
 
-use std::process::{Command, Output};
+mod common;
 
-fn trainplan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trainplan"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
+use common::trainplan;
 
 /// Runs `args`, requires success, and returns stdout.
 fn stdout_of(args: &[&str]) -> String {

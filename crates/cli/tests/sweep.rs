@@ -2,27 +2,14 @@
 //! and budgets (exit code 3 with what it would take), shards merged into the single-run ranking,
 //! and located errors for a bad `[sweep]` section.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn trainplan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trainplan"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the trainplan binary runs")
-}
+use common::{root, text, trainplan};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use std::path::Path;
 
 fn scenario(name: &str) -> String {
     root().join("scenarios").join(name).display().to_string()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// A copy of the 13B deadline scenario with `replace` applied, in a temporary folder.
