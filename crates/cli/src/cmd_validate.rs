@@ -23,8 +23,12 @@ pub struct Args {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Refit the efficiency factors on these runs (Levenberg-Marquardt) and print them.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "cross_validate")]
     pub fit: bool,
+    /// Leave-one-source-out: refit without each source in turn and report the errors on it, the
+    /// accuracy to expect on runs unlike any the calibration has seen.
+    #[arg(long)]
+    pub cross_validate: bool,
 }
 
 /// One row of output.
@@ -377,8 +381,17 @@ fn to_table(rows: &[Row], summary: &Summary) -> String {
 pub fn run(args: &Args, db: &Database) -> anyhow::Result<()> {
     let rows = read_runs(&args.runs)?;
     let path = args.runs.display().to_string();
-    if args.fit {
-        return fit(&rows, db, &path);
+    if args.fit || args.cross_validate {
+        let obs = observations(&rows, db, &path);
+        anyhow::ensure!(
+            !obs.is_empty(),
+            "no run in {path} has a measured throughput to fit"
+        );
+        return if args.fit {
+            fit(obs, &path)
+        } else {
+            cross_validate(&obs, &path)
+        };
     }
     let predicted = predict_rows(&rows, db, &path);
     let summary = summarise(&predicted);
@@ -399,9 +412,9 @@ pub fn run(args: &Args, db: &Database) -> anyhow::Result<()> {
     emit(args.output.as_ref(), &bytes)
 }
 
-fn fit(rows: &[RunRow], db: &Database, path: &str) -> anyhow::Result<()> {
-    let obs: Vec<Observation> = rows
-        .iter()
+/// The runs that ran and have a measured throughput, ready to fit.
+fn observations(rows: &[RunRow], db: &Database, path: &str) -> Vec<Observation> {
+    rows.iter()
         .filter(|r| r.measured_oom != Some(true))
         .filter_map(|r| {
             let m = r.measured_tokens_per_s_per_gpu?;
@@ -411,11 +424,10 @@ fn fit(rows: &[RunRow], db: &Database, path: &str) -> anyhow::Result<()> {
                 tokens_per_s_per_gpu: m,
             })
         })
-        .collect();
-    anyhow::ensure!(
-        !obs.is_empty(),
-        "no run in {path} has a measured throughput to fit"
-    );
+        .collect()
+}
+
+fn fit(obs: Vec<Observation>, path: &str) -> anyhow::Result<()> {
     let params = calibrate::parameters(&obs, 3);
     let result = calibrate::fit(obs, params, 30);
     let mut out = String::new();
@@ -435,4 +447,34 @@ fn fit(rows: &[RunRow], db: &Database, path: &str) -> anyhow::Result<()> {
         );
     }
     emit(None, out.as_bytes()).context("failed to print the fit")
+}
+
+fn cross_validate(obs: &[Observation], path: &str) -> anyhow::Result<()> {
+    let folds = calibrate::cross_validate(obs, 30);
+    let mut out =
+        format!("# leave-one-source-out on {path}: factors refitted without each source\n");
+    let mut all = Vec::new();
+    for (source, errors) in &folds {
+        let s = ErrorSummary::of(errors);
+        let mut signed = errors.clone();
+        signed.sort_by(f64::total_cmp);
+        let _ = writeln!(
+            out,
+            "source {source}: {} runs, median abs rel error {:.1}%, worst {:.1}%, median signed {:+.1}%",
+            s.n,
+            100.0 * s.median,
+            100.0 * s.worst,
+            100.0 * signed.get(signed.len() / 2).copied().unwrap_or(0.0)
+        );
+        all.extend_from_slice(errors);
+    }
+    let s = ErrorSummary::of(&all);
+    let _ = writeln!(
+        out,
+        "all held-out runs: {} runs, median abs rel error {:.1}%, worst {:.1}%",
+        s.n,
+        100.0 * s.median,
+        100.0 * s.worst
+    );
+    emit(None, out.as_bytes()).context("failed to print the cross-validation")
 }

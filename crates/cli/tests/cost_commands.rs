@@ -225,3 +225,57 @@ fn calibration_residuals_are_up_to_date() {
         "hardware-db/calibration/residuals.csv is stale: regenerate it with\n  trainplan validate tests/data/runs-public.csv --format csv -o hardware-db/calibration/residuals.csv"
     );
 }
+
+/// The first number after `key` in `s`.
+fn number_after(s: &str, key: &str) -> f64 {
+    let rest = &s[s.find(key).unwrap_or_else(|| panic!("no `{key}` in {s}")) + key.len()..];
+    let digits: String = rest
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no number after `{key}` in {s}"))
+}
+
+#[test]
+fn bundled_calibration_is_the_fit_of_the_public_runs() {
+    // Refitting from the bundled factors must not find a better fit: the hardware-db holds the
+    // optimum, so a cost-model change that moves it fails here until the factors are refitted.
+    let out = trainplan(&["validate", &path("tests/data/runs-public.csv"), "--fit"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    let before = number_after(&s, "rms ln(pred/meas)");
+    let after = number_after(&s, "->");
+    assert!(
+        before - after < 0.002,
+        "refit improves {before} -> {after}: update hardware-db\n{s}"
+    );
+    for field in [
+        "matmul_fraction",
+        "attention_fraction",
+        "fp8_matmul_fraction",
+        "matmul_half_dim",
+        "overlap_penalty",
+    ] {
+        assert!(s.contains(field), "{field} missing from the fit:\n{s}");
+    }
+}
+
+#[test]
+fn cross_validation_reports_every_source_held_out() {
+    let out = trainplan(&[
+        "validate",
+        &path("tests/data/runs-public.csv"),
+        "--cross-validate",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    for source in ["S1", "S2", "S5", "S6", "S9"] {
+        assert!(s.contains(&format!("source {source}:")), "{s}");
+    }
+    // Held-out accuracy today: 14.9% median over 174 runs; fail if it slips.
+    let median = number_after(&s, "all held-out runs: 174 runs, median abs rel error");
+    assert!(median <= 16.0, "held-out median {median}%\n{s}");
+}

@@ -73,8 +73,12 @@ impl Field {
 pub struct Param {
     /// The field.
     pub field: Field,
-    /// Accelerator ids it applies to (every id for the shared constant).
+    /// Accelerator ids of the runs that inform it (every id for a shared constant).
     pub accelerators: Vec<String>,
+    /// The silicon it applies to (`None` for a constant shared by every accelerator): any run
+    /// on an accelerator with the same dense peaks takes the value, including ids the fit never
+    /// saw, so a held-out run never keeps a factor fitted on itself.
+    silicon: Option<(u64, u64)>,
     /// Value.
     pub value: f64,
     /// Runs that inform it.
@@ -135,7 +139,7 @@ pub fn parameters(obs: &[Observation], min_runs: usize) -> Vec<Param> {
     groups.sort_by(|a, b| a.1.cmp(&b.1));
     let mut params = Vec::new();
     let mut all_ids = Vec::new();
-    for (_, mut ids, n, n_fp8) in groups {
+    for (key, mut ids, n, n_fp8) in groups {
         ids.sort();
         all_ids.extend(ids.iter().cloned());
         if n - n_fp8 >= min_runs {
@@ -143,6 +147,7 @@ pub fn parameters(obs: &[Observation], min_runs: usize) -> Vec<Param> {
                 params.push(Param {
                     field,
                     accelerators: ids.clone(),
+                    silicon: Some(key),
                     value: 0.0,
                     n_runs: n - n_fp8,
                 });
@@ -152,6 +157,7 @@ pub fn parameters(obs: &[Observation], min_runs: usize) -> Vec<Param> {
             params.push(Param {
                 field: Field::Fp8Matmul,
                 accelerators: ids.clone(),
+                silicon: Some(key),
                 value: 0.0,
                 n_runs: n_fp8,
             });
@@ -162,6 +168,7 @@ pub fn parameters(obs: &[Observation], min_runs: usize) -> Vec<Param> {
         params.push(Param {
             field,
             accelerators: all_ids.clone(),
+            silicon: None,
             value: 0.0,
             n_runs: obs.len(),
         });
@@ -180,8 +187,9 @@ pub fn parameters(obs: &[Observation], min_runs: usize) -> Vec<Param> {
 
 fn apply(obs: &mut [Observation], params: &[Param], values: &[f64]) {
     for o in obs.iter_mut() {
+        let key = silicon(&o.run);
         for (p, &v) in params.iter().zip(values) {
-            if p.accelerators.contains(&o.run.cluster.accelerator.id) {
+            if p.silicon.map_or(true, |s| s == key) {
                 p.field.set(&mut o.run.cluster.accelerator.efficiency, v);
             }
         }
@@ -276,4 +284,35 @@ pub fn fit(mut obs: Vec<Observation>, mut params: Vec<Param>, max_iterations: us
         rms_after: cost,
         iterations,
     }
+}
+
+/// Relative throughput errors `predicted / measured - 1` of runs predicted with factors fitted
+/// without them: for each source in turn, the factors are refitted on the other sources' runs
+/// and the held-out source is predicted. The spread of these errors is what to expect on runs
+/// from a framework or team the calibration has never seen.
+pub fn cross_validate(obs: &[Observation], max_iterations: usize) -> Vec<(String, Vec<f64>)> {
+    let mut sources: Vec<&str> = obs.iter().map(|o| o.run.source.as_str()).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    sources
+        .into_iter()
+        .map(|source| {
+            let train: Vec<Observation> = obs
+                .iter()
+                .filter(|o| o.run.source != source)
+                .cloned()
+                .collect();
+            let mut held: Vec<Observation> = obs
+                .iter()
+                .filter(|o| o.run.source == source)
+                .cloned()
+                .collect();
+            let params = parameters(&train, 3);
+            let fitted = fit(train, params, max_iterations);
+            let values: Vec<f64> = fitted.params.iter().map(|p| p.value).collect();
+            apply(&mut held, &fitted.params, &values);
+            let errors = residuals(&held).into_iter().map(f64::exp_m1).collect();
+            (source.to_string(), errors)
+        })
+        .collect()
 }
