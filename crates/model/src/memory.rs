@@ -80,8 +80,9 @@ impl Model {
         let ffn = match self.ffn_act {
             // GELU input and output (Korthikanti: 8sbh + 8sbh at ffn = 4h).
             FfnActivation::Gelu => 4.0 * s * b * f,
-            // Gate and up outputs, SiLU(gate), and the gated product feeding the down projection.
-            FfnActivation::Swiglu => 8.0 * s * b * f,
+            // The fused gate/up output (SiLU and the product are recomputed from it in backward,
+            // as Megatron-Core's fused SwiGLU does) and the product feeding the down projection.
+            FfnActivation::Swiglu => 6.0 * s * b * f,
         } * k;
         let mut sharded = attention + ffn;
         if !cfg.flash_attention && cfg.recompute == Recompute::None {
