@@ -17,8 +17,9 @@ use trainplan_units::{Bytes, GIB};
 const OPTIMIZER_BYTES_PER_PARAM: f64 = 12.0;
 /// Bytes of a 16-bit weight.
 const WEIGHT_BYTES: f64 = 2.0;
-/// CUDA context, cuBLAS workspaces and NCCL channel buffers that exist before the first tensor
-/// (PyTorch reports ~0.5-1 GiB of non-tensor memory per process on A100/H100).
+/// Memory that is not a tensor of the model: the CUDA context and cuBLAS workspaces (~0.5-1 GiB
+/// per process on A100/H100) and NCCL's channel buffers for the tp, dp and pp communicators
+/// (4 MiB per channel and peer by default, ~1 GiB in all).
 const RUNTIME_OVERHEAD_BYTES: f64 = 2.0 * GIB;
 /// Fraction of the activation and buffer peak lost to caching-allocator fragmentation
 /// (PyTorch's reserved minus allocated, typically 5-15% in long training runs).
