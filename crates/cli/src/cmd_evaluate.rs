@@ -304,6 +304,23 @@ fn gib(b: Bytes) -> String {
     format!("{:.2} GiB", b.get() / GIB)
 }
 
+/// How gradients are held, in words, matching `trainplan_parallel`'s memory model.
+fn gradient_layout(job: &Job, s: &Strategy) -> String {
+    let shard = s.dp * s.cp;
+    match s.zero {
+        3 => format!("{} bytes per parameter, sharded over dp × cp = {shard} (ZeRO-3)", job.grad_bytes),
+        2 => format!(
+            "16-bit gradients plus a {}-byte accumulation buffer per parameter, sharded over dp × cp = {shard} (ZeRO-2)",
+            job.grad_bytes
+        ),
+        1 if job.precision == trainplan_parallel::Precision::Fp16 => format!(
+            "16-bit gradients, plus the {}-byte copy of this rank's 1/{shard} shard for the update",
+            job.grad_bytes
+        ),
+        _ => format!("16-bit gradients plus a {}-byte accumulation buffer per parameter", job.grad_bytes),
+    }
+}
+
 /// Writes the explanation of one plan.
 fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String {
     let mut o = String::new();
@@ -344,7 +361,16 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
         gib(mem.capacity),
         100.0 * mem.total.get() / mem.capacity.get()
     );
-    let _ = writeln!(o, "- The busiest pipeline rank holds {layers} layers; each GPU keeps 1/{} of every weight matrix (tp).", s.tp);
+    let _ = writeln!(
+        o,
+        "- The busiest pipeline rank holds {layers} layers: {:.2}B parameters per GPU{}.",
+        s.params_per_gpu(m) / 1e9,
+        if s.tp > 1 {
+            format!(", each weight matrix split {} ways by tp", s.tp)
+        } else {
+            String::new()
+        }
+    );
     let _ = writeln!(
         o,
         "- weights {}: 2 bytes per parameter in 16-bit{}.",
@@ -357,9 +383,9 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
     );
     let _ = writeln!(
         o,
-        "- gradients {}: {} bytes per parameter{} (Rajbhandari et al. 2020).",
+        "- gradients {}: {}{} (Rajbhandari et al. 2020).",
         gib(mem.gradients),
-        job.grad_bytes,
+        gradient_layout(job, s),
         if s.zero >= 2 {
             format!(
                 ", divided over dp × cp = {} by ZeRO-{}",
@@ -375,14 +401,22 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
         "- optimizer states {}: 12 bytes per parameter (fp32 master + Adam m and v){}.",
         gib(mem.optimizer),
         if s.zero >= 1 {
-            format!(", divided over dp × cp = {}", s.dp * s.cp)
+            let experts = if m.moe.is_some() && s.ep > 1 {
+                format!(
+                    " (expert weights over dp × cp / ep = {})",
+                    (s.dp * s.cp / s.ep).max(1)
+                )
+            } else {
+                String::new()
+            };
+            format!(", divided over dp × cp = {}{experts}", s.dp * s.cp)
         } else {
             " — not sharded (ZeRO-0)".into()
         }
     );
     let _ = writeln!(
         o,
-        "- activations {}: s·b·h·(34 + 5·a·s/h) bytes per layer (Korthikanti et al. 2022) with recompute = {}{}, × {} layers × {} micro-batches in flight (1F1B keeps pp in flight){}.",
+        "- activations {}: s·b·h·(34 + 5·a·s/h) bytes per layer (Korthikanti et al. 2022, split by tensor for this model's attention and FFN) with recompute = {}{}, × {} layers × {} micro-batch(es) in flight (1F1B keeps pp in flight){}.",
         gib(mem.activations),
         s.recompute.as_str(),
         if s.sp_active() { ", divided by tp under sequence parallelism" } else { "" },
@@ -433,7 +467,7 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
         stride: s.tp,
     };
     let (dp_bw, dp_tier) = c.bus_bandwidth(dp_group);
-    let grads = Bytes(p.total / f64::from(s.tp * s.pp) * job.grad_bytes);
+    let grads = Bytes(s.params_per_gpu(m) * job.grad_bytes);
     let _ = writeln!(
         o,
         "- data-parallel communication {:.3} s exposed ({:.0}%): reducing {} of gradients over {} ranks on the {} tier at {:.0} GB/s takes {:.3} s, mostly hidden behind backward{}.",

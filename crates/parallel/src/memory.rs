@@ -60,16 +60,32 @@ impl MemoryBreakdown {
     }
 }
 
+/// Parameters one GPU holds (after tp and ep, before ZeRO).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StageParams {
+    /// On the first pipeline stage (with the embedding).
+    pub first: f64,
+    /// On the last pipeline stage (with the output layer).
+    pub last: f64,
+    /// In one transformer layer.
+    pub per_layer: f64,
+    /// Of the above, MoE expert weights on a stage: replicated only over dp·cp/ep ranks, so
+    /// ZeRO shards them over that smaller group (Megatron's expert data parallelism).
+    pub experts: f64,
+}
+
 /// Parameters one GPU holds on the first and on the last pipeline stage (after tp and ep).
 #[inline]
-pub(crate) fn stage_params(model: &Model, s: &Strategy) -> (f64, f64, f64) {
+pub(crate) fn stage_params(model: &Model, s: &Strategy) -> StageParams {
     let p = model.params();
     let tp = f64::from(s.tp);
     let layers = f64::from(s.max_layers_per_rank(model));
+    let experts_per_layer = model.moe.map_or(0.0, |moe| {
+        model.ffn_params_one() * f64::from(moe.experts) / (tp * f64::from(s.ep))
+    });
     let per_layer = match model.moe {
         Some(moe) => {
-            let experts = model.ffn_params_one() * f64::from(moe.experts);
-            (p.per_layer - experts) / tp + experts / (tp * f64::from(s.ep))
+            (p.per_layer - model.ffn_params_one() * f64::from(moe.experts)) / tp + experts_per_layer
         }
         None => p.per_layer / tp,
     };
@@ -86,13 +102,20 @@ pub(crate) fn stage_params(model: &Model, s: &Strategy) -> (f64, f64, f64) {
     } else {
         (body + p.embedding / tp, body + (output + p.final_norm) / tp)
     };
-    (first, last, per_layer)
+    StageParams {
+        first,
+        last,
+        per_layer,
+        experts: layers * experts_per_layer,
+    }
 }
 
 pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> MemoryBreakdown {
-    let (first_params, last_params, per_layer_params) = stage_params(model, s);
-    let shard = f64::from(s.dp) * f64::from(s.cp);
-    let states = |params: f64| -> (Bytes, Bytes, Bytes) {
+    let sp = stage_params(model, s);
+    let (first_params, last_params, per_layer_params) = (sp.first, sp.last, sp.per_layer);
+    let dense_shard = f64::from(s.dp) * f64::from(s.cp);
+    let expert_shard = (dense_shard / f64::from(s.ep)).max(1.0);
+    let states_of = |params: f64, shard: f64| -> (Bytes, Bytes, Bytes) {
         let weights = if s.zero >= 3 {
             0.0
         } else {
@@ -110,6 +133,11 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
         };
         let opt = OPTIMIZER_BYTES_PER_PARAM * params / if s.zero >= 1 { shard } else { 1.0 };
         (Bytes(weights), Bytes(grads), Bytes(opt))
+    };
+    let states = |params: f64| -> (Bytes, Bytes, Bytes) {
+        let (dw, dg, dopt) = states_of(params - sp.experts, dense_shard);
+        let (ew, eg, eopt) = states_of(sp.experts, expert_shard);
+        (dw + ew, dg + eg, dopt + eopt)
     };
 
     let seq = job.seq_len / s.cp;
@@ -212,6 +240,32 @@ mod tests {
         // 175B / 128 model-parallel ranks ≈ 1.37B params; 18 bytes each ≈ 24.6 GB of states.
         let states_gb = m.model_states().gb();
         assert!((20.0..30.0).contains(&states_gb), "{states_gb}");
+    }
+
+    #[test]
+    fn expert_states_shard_over_the_expert_data_parallel_group() {
+        // 8 experts over ep 8: each rank holds one expert per layer, replicated over dp/ep ranks
+        // only, so ZeRO-1 divides its optimizer states by dp/ep, not dp.
+        let mut model = gpt3();
+        model.moe = Some(trainplan_model::Moe {
+            experts: 8,
+            top_k: 2,
+        });
+        let cluster = a100(64);
+        let mut s = strategy(64, 1, 1);
+        s.recompute = Recompute::Full;
+        let dense_only = memory(&model, &cluster, &job(1536), &s);
+        s.ep = 8;
+        let sharded_experts = memory(&model, &cluster, &job(1536), &s);
+        let sp = stage_params(&model, &s);
+        let expected = 12.0 * (sp.experts / 8.0 + (sp.first - sp.experts) / 64.0);
+        assert!(
+            (sharded_experts.optimizer.get() - expected).abs() < 1.0,
+            "{}",
+            sharded_experts.optimizer
+        );
+        // ep cuts the weights each rank holds by far more than it adds to optimizer shards.
+        assert!(sharded_experts.total.get() < dense_only.total.get());
     }
 
     #[test]

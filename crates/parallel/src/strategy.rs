@@ -213,6 +213,13 @@ impl Strategy {
         }
     }
 
+    /// Parameters held by one GPU of the most loaded pipeline stage (after tp, pp and ep; before
+    /// any ZeRO sharding).
+    pub fn params_per_gpu(&self, model: &Model) -> f64 {
+        let p = crate::memory::stage_params(model, self);
+        p.first.max(p.last)
+    }
+
     /// Sequence parallelism in effect (it needs tp > 1).
     #[inline]
     pub fn sp_active(&self) -> bool {

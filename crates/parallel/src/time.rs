@@ -9,7 +9,6 @@
 //! al. 2020, "PyTorch Distributed", section 3.2.3), and ZeRO-3 gathers overlap each micro-batch's
 //! compute (Zhao et al. 2023, "PyTorch FSDP", section 3.3).
 
-use crate::memory::stage_params;
 use crate::{Job, MemoryBreakdown, Strategy};
 use trainplan_hardware::{Cluster, Collective, Group};
 use trainplan_model::{Model, Recompute};
@@ -337,8 +336,7 @@ pub(crate) fn step_time(
     let bubble = per_mb * ((f64::from(s.pp) - 1.0) / f64::from(s.vpp));
 
     // Data parallelism over every rank holding the same weights: dp × cp, stride tp.
-    let (first, last, _) = stage_params(model, s);
-    let params = first.max(last);
+    let params = s.params_per_gpu(model);
     let dp_group = Group {
         size: s.dp * s.cp,
         stride: s.tp,
