@@ -5,7 +5,7 @@ use anyhow::Context;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use trainplan_hardware::{Cluster, Collective, Group};
+use trainplan_hardware::{Cluster, Group};
 use trainplan_io::scenario::Scenario;
 use trainplan_io::Database;
 use trainplan_parallel::{evaluate, Bottleneck, Estimate, Infeasible, Job, Strategy};
@@ -175,7 +175,7 @@ fn infeasible_field(e: &Infeasible) -> (&'static str, &'static str) {
         Infeasible::ZeroDegree { field } => ("strategy", field),
         Infeasible::TpHeads { .. } | Infeasible::TpFfn { .. } => ("strategy", "tp"),
         Infeasible::TooFewLayers { .. } => ("strategy", "pp"),
-        Infeasible::Interleaving { .. } => ("strategy", "vpp"),
+        Infeasible::Interleaving { .. } | Infeasible::UnevenChunks { .. } => ("strategy", "vpp"),
         Infeasible::Batch { .. } => ("strategy", "micro_batch"),
         Infeasible::CpSeq { .. } => ("strategy", "cp"),
         Infeasible::Ep { .. } => ("strategy", "ep"),
@@ -467,18 +467,20 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
         stride: s.tp,
     };
     let (dp_bw, dp_tier) = c.bus_bandwidth(dp_group);
-    let grads = Bytes(s.params_per_gpu(m) * job.grad_bytes);
+    let what = match s.zero {
+        0 => "all-reducing the gradients once per step",
+        1 | 2 => "reduce-scattering the gradients and all-gathering the updated weights once per step",
+        _ => "gathering the weights for forward and backward and reduce-scattering the gradients, every micro-batch,",
+    };
     let _ = writeln!(
         o,
-        "- data-parallel communication {:.3} s exposed ({:.0}%): reducing {} of gradients over {} ranks on the {} tier at {:.0} GB/s takes {:.3} s, mostly hidden behind backward{}.",
+        "- data-parallel communication {:.3} s exposed ({:.0}%): {what} over {} ranks ({} tier, {:.0} GB/s) takes {:.3} s per step, the rest hidden behind compute.",
         t.dp_comm.get(),
         share(t.dp_comm.get()),
-        gib(grads),
         s.dp * s.cp,
         dp_tier.as_str(),
         dp_bw.gbps(),
-        c.collective_time(Collective::ReduceScatter, grads, dp_group).get(),
-        if s.zero >= 3 { "; ZeRO-3 also gathers weights twice per micro-batch" } else { "" }
+        t.dp_traffic.get(),
     );
     let _ = writeln!(
         o,

@@ -148,6 +148,13 @@ impl Strategy {
                 n_layers: model.n_layers,
             });
         }
+        if self.vpp > 1 && u64::from(model.n_layers) % chunks != 0 {
+            return Err(Infeasible::UnevenChunks {
+                pp: self.pp,
+                vpp: self.vpp,
+                n_layers: model.n_layers,
+            });
+        }
         let per_step = u64::from(self.dp) * u64::from(self.micro_batch);
         if per_step == 0
             || u64::from(job.global_batch) % per_step != 0
@@ -195,11 +202,12 @@ impl Strategy {
         Ok(())
     }
 
-    /// Layers held by the most loaded pipeline rank (all its virtual chunks): uneven splits put
-    /// the extra layers on the first ranks.
+    /// Layers held by the most loaded pipeline rank (all its virtual chunks): without
+    /// interleaving an uneven split puts one extra layer on the first ranks; interleaving needs
+    /// the layers to divide evenly into pp × vpp chunks (checked by [`Strategy::check`]).
     #[inline]
     pub fn max_layers_per_rank(&self, model: &Model) -> u32 {
-        model.n_layers.div_ceil(self.pp * self.vpp) * self.vpp
+        model.n_layers.div_ceil(self.pp)
     }
 
     /// The recomputation that actually happens: selective recomputation recomputes the attention

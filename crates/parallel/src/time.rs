@@ -40,6 +40,8 @@ pub struct TimeBreakdown {
     pub ep_comm: Seconds,
     /// Data-parallel (and ZeRO) communication not hidden behind compute.
     pub dp_comm: Seconds,
+    /// Data-parallel (and ZeRO) communication in all, hidden or not.
+    pub dp_traffic: Seconds,
     /// Pipeline bubble (idle time of a rank during fill and drain).
     pub bubble: Seconds,
     /// Optimizer update.
@@ -337,35 +339,49 @@ pub(crate) fn step_time(
 
     // Data parallelism over every rank holding the same weights: dp × cp, stride tp.
     let params = s.params_per_gpu(model);
+    // Dense weights are replicated over the dp × cp ranks (stride tp); MoE expert weights only
+    // over the dp × cp / ep ranks that hold the same experts (Megatron's expert data parallelism,
+    // ranks ordered tp, cp, ep, dp).
+    let experts = crate::memory::stage_params(model, s).experts;
     let dp_group = Group {
         size: s.dp * s.cp,
         stride: s.tp,
     };
-    let grads = Bytes(params * job.grad_bytes);
-    let weights = Bytes(params * ACT_BYTES);
+    let expert_group = Group {
+        size: (s.dp * s.cp / s.ep).max(1),
+        stride: s.tp * s.ep,
+    };
+    let collective = |op: Collective, bytes_per_param: f64| -> Seconds {
+        cluster.collective_time(op, Bytes((params - experts) * bytes_per_param), dp_group)
+            + cluster.collective_time(op, Bytes(experts * bytes_per_param), expert_group)
+    };
     let penalty = cluster.accelerator.efficiency.overlap_penalty;
-    let dp_t = match s.zero {
+    let (dp_t, dp_traffic) = match s.zero {
         0 => {
-            let ar = cluster.collective_time(Collective::AllReduce, grads, dp_group);
-            overlapped(ar, mb.backward, penalty)
+            let ar = collective(Collective::AllReduce, job.grad_bytes);
+            (overlapped(ar, mb.backward, penalty), ar)
         }
         1 | 2 => {
             // Reduce-scatter of gradients during the last backward, all-gather of the updated
             // weights overlapped with the next forward (Megatron distributed optimizer).
-            let rs = cluster.collective_time(Collective::ReduceScatter, grads, dp_group);
-            let ag = cluster.collective_time(Collective::AllGather, weights, dp_group);
-            overlapped(rs, mb.backward, penalty) + overlapped(ag, mb.compute - mb.backward, penalty)
+            let rs = collective(Collective::ReduceScatter, job.grad_bytes);
+            let ag = collective(Collective::AllGather, ACT_BYTES);
+            (
+                overlapped(rs, mb.backward, penalty)
+                    + overlapped(ag, mb.compute - mb.backward, penalty),
+                rs + ag,
+            )
         }
         _ => {
             // FSDP: gather weights for forward and again for backward, reduce-scatter gradients,
             // every micro-batch; each hides behind that micro-batch's compute except the first
             // layer's gather.
-            let ag = cluster.collective_time(Collective::AllGather, weights, dp_group);
-            let rs = cluster.collective_time(Collective::ReduceScatter, grads, dp_group);
+            let ag = collective(Collective::AllGather, ACT_BYTES);
+            let rs = collective(Collective::ReduceScatter, job.grad_bytes);
             let comm = ag * 2.0 + rs;
             let layers = f64::from(s.max_layers_per_rank(model));
             let exposed = overlapped(comm, mb.compute, penalty) + comm * (1.0 / layers);
-            exposed * mf
+            (exposed * mf, comm * mf)
         }
     };
 
@@ -392,6 +408,7 @@ pub(crate) fn step_time(
             pp_comm,
             ep_comm,
             dp_comm: dp_t,
+            dp_traffic,
             bubble,
             optimizer,
             step,
@@ -425,6 +442,41 @@ mod tests {
         );
         assert!(b.step.get() < a.step.get());
         assert_eq!(a.compute, b.compute);
+    }
+
+    #[test]
+    fn expert_gradients_reduce_over_the_expert_data_parallel_group() {
+        use trainplan_hardware::{Collective, Group};
+        use trainplan_units::Bytes;
+        let mut model = gpt3();
+        model.moe = Some(trainplan_model::Moe {
+            experts: 8,
+            top_k: 2,
+        });
+        let (cluster, job) = (a100(64), job(1536));
+        let mut s = strategy(64, 1, 1);
+        s.ep = 8;
+        s.zero = 0;
+        s.recompute = trainplan_model::Recompute::Full;
+        let t = evaluate(&model, &cluster, &job, &s).unwrap().time;
+        let all = s.params_per_gpu(&model);
+        let experts = crate::memory::stage_params(&model, &s).experts;
+        let dense_group = Group {
+            size: 64,
+            stride: 1,
+        };
+        // Ranks holding the same experts sit ep = 8 apart: one per node, one NIC each.
+        let expert_group = Group { size: 8, stride: 8 };
+        let expected =
+            cluster.collective_time(
+                Collective::AllReduce,
+                Bytes((all - experts) * 4.0),
+                dense_group,
+            ) + cluster.collective_time(Collective::AllReduce, Bytes(experts * 4.0), expert_group);
+        assert!((t.dp_traffic.get() - expected.get()).abs() < 1e-9);
+        let as_if_dense =
+            cluster.collective_time(Collective::AllReduce, Bytes(all * 4.0), dense_group);
+        assert!(t.dp_traffic.get() > 2.0 * as_if_dense.get());
     }
 
     #[test]
