@@ -93,7 +93,7 @@ pub struct Args {
     #[arg(long, value_name = "USD_PER_GPU_HOUR", value_parser = parse_count, allow_negative_numbers = true)]
     pub price: Option<f64>,
 
-    /// Output format (default: table on a terminal, csv otherwise).
+    /// Output format (default: table on a terminal, csv in a pipe or with -o).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
 
@@ -225,7 +225,7 @@ pub fn run(args: &Args, db: &Database) -> anyhow::Result<()> {
         model_id: preset.map(|p| p.model.id.as_str()),
         price_source,
     };
-    let text = match Format::or_default(args.format) {
+    let text = match Format::or_default(args.format, args.output.as_ref()) {
         Format::Table => table(&e, &ctx),
         Format::Json => json(&fields(&e, &ctx)),
         Format::Csv => csv(&fields(&e, &ctx))?,

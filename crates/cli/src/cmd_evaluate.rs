@@ -17,7 +17,7 @@ pub struct Args {
     /// Scenario file with [model], [cluster] (including n_gpus), [job] and [strategy]; see
     /// scenarios/README.md.
     pub scenario: PathBuf,
-    /// Output format (default: table on a terminal, csv otherwise).
+    /// Output format (default: table on a terminal, csv in a pipe or with -o).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
     /// Write to FILE (atomically) instead of stdout.
@@ -194,7 +194,7 @@ fn g(x: f64) -> String {
 pub fn run(args: &Args, db: &Database) -> anyhow::Result<()> {
     let (sc, cluster, s, e) = load(&args.scenario, db)?;
     let r = report(&sc, &cluster, &s, &e);
-    let bytes = match Format::or_default(args.format) {
+    let bytes = match Format::or_default(args.format, args.output.as_ref()) {
         Format::Json => {
             let mut t = serde_json::to_string_pretty(&r)?;
             t.push('\n');
@@ -297,7 +297,23 @@ pub fn run(args: &Args, db: &Database) -> anyhow::Result<()> {
             out.into_bytes()
         }
     };
-    emit(args.output.as_ref(), &bytes)
+    emit(args.output.as_ref(), &bytes)?;
+    does_not_fit(&sc, &e)
+}
+
+/// Exit code 3 for a strategy that does not fit, after its numbers were printed: the request
+/// was valid, but no plan satisfies it.
+fn does_not_fit(sc: &Scenario, e: &Estimate) -> anyhow::Result<()> {
+    if e.fits() {
+        return Ok(());
+    }
+    Err(crate::NoPlan(format!(
+        "{}: the [strategy] does not fit: it needs {:.1} GiB per GPU and the accelerator has {:.1} GiB; raise the ZeRO stage, recompute more, or split the model further (see `trainplan explain`)",
+        sc.path,
+        e.memory.total.gib(),
+        e.memory.capacity.gib()
+    ))
+    .into())
 }
 
 fn gib(b: Bytes) -> String {
@@ -546,5 +562,6 @@ pub fn explain(args: &ExplainArgs, db: &Database) -> anyhow::Result<()> {
         return emit(None, text.as_bytes());
     }
     let (sc, cluster, s, e) = load(&args.scenario, db)?;
-    emit(None, explanation(&sc, &cluster, &s, &e).as_bytes())
+    emit(None, explanation(&sc, &cluster, &s, &e).as_bytes())?;
+    does_not_fit(&sc, &e)
 }

@@ -8,7 +8,7 @@ use trainplan_io::Database;
 /// Arguments of `trainplan hardware`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Output format (default: table on a terminal, csv otherwise).
+    /// Output format (default: table on a terminal, csv in a pipe or with -o).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
     /// List the node layouts instead of the accelerators (one CSV schema per listing).
@@ -47,7 +47,7 @@ const NODE_COLUMNS: [&str; 7] = [
 ];
 
 pub fn run(args: &Args, db: &Database) -> anyhow::Result<()> {
-    let format = Format::or_default(args.format);
+    let format = Format::or_default(args.format, args.output.as_ref());
     let bytes = if args.nodes {
         let rows: Vec<Vec<String>> = db.nodes().map(node_row).collect();
         render(format, &NODE_COLUMNS, &rows)?

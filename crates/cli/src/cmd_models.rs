@@ -8,7 +8,7 @@ use trainplan_io::{Database, ModelPreset};
 /// Arguments of `trainplan models`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Output format (default: table on a terminal, csv otherwise).
+    /// Output format (default: table on a terminal, csv in a pipe or with -o).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
     /// Write to FILE instead of stdout.
@@ -33,7 +33,7 @@ const COLUMNS: [&str; 12] = [
 ];
 
 pub fn run(args: &Args, db: &Database) -> anyhow::Result<()> {
-    let format = Format::or_default(args.format);
+    let format = Format::or_default(args.format, args.output.as_ref());
     let rows: Vec<Vec<String>> = db.models().map(row).collect();
     let bytes = render(format, &COLUMNS, &rows)?;
     output::emit(args.output.as_ref(), &bytes)

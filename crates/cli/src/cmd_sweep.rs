@@ -188,11 +188,7 @@ pub fn merge(args: &MergeArgs) -> anyhow::Result<()> {
 }
 
 fn write(p: &Plans, format: Option<Format>, out: Option<&PathBuf>) -> anyhow::Result<()> {
-    let format = match (format, out) {
-        (Some(f), _) => f,
-        (None, Some(_)) => Format::Csv,
-        (None, None) => Format::or_default(None),
-    };
+    let format = Format::or_default(format, out);
     let bytes = match format {
         Format::Csv => plans::to_csv(p),
         Format::Json => {

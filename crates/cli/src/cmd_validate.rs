@@ -16,7 +16,7 @@ use trainplan_search::validate::{predict, ErrorSummary};
 pub struct Args {
     /// Runs CSV (columns as in ../shared/data/README.md; ../shared/data/runs-public.csv is one).
     pub runs: PathBuf,
-    /// Output format (default: table on a terminal, csv otherwise).
+    /// Output format (default: table on a terminal, csv in a pipe or with -o).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
     /// Write the per-run output to FILE (atomically) instead of stdout.
@@ -395,7 +395,7 @@ pub fn run(args: &Args, db: &Database) -> anyhow::Result<()> {
     }
     let predicted = predict_rows(&rows, db, &path);
     let summary = summarise(&predicted);
-    let format = Format::or_default(args.format);
+    let format = Format::or_default(args.format, args.output.as_ref());
     let bytes = match format {
         Format::Csv => {
             eprint!("{}", summary_text(&summary));

@@ -17,10 +17,11 @@ pub enum Format {
 }
 
 impl Format {
-    /// The format to use when none was given: a table on a terminal, CSV in a pipe.
-    pub fn or_default(given: Option<Format>) -> Format {
+    /// The format to use when none was given: CSV into a file (`-o`) or a pipe, a table on a
+    /// terminal, so that a command writes the same file whether a person or a script runs it.
+    pub fn or_default(given: Option<Format>, out: Option<&PathBuf>) -> Format {
         use std::io::IsTerminal;
-        given.unwrap_or(if std::io::stdout().is_terminal() {
+        given.unwrap_or(if out.is_none() && std::io::stdout().is_terminal() {
             Format::Table
         } else {
             Format::Csv

@@ -279,3 +279,40 @@ fn cross_validation_reports_every_source_held_out() {
     let median = number_after(&s, "all held-out runs: 174 runs, median abs rel error");
     assert!(median <= 16.0, "held-out median {median}%\n{s}");
 }
+
+#[test]
+fn a_strategy_that_does_not_fit_prints_its_numbers_and_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::fs::read_to_string(root().join("scenarios/mixtral-8x7b-h100.toml")).unwrap();
+    let file = dir.path().join("oom.toml");
+    std::fs::write(
+        &file,
+        src.replace("recompute = \"full\"", "recompute = \"none\"")
+            .replace("zero = 1", "zero = 0"),
+    )
+    .unwrap();
+    let out = trainplan(&["evaluate", file.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["fits"], false);
+    assert!(
+        text(&out.stderr).contains("does not fit"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn output_files_are_csv_unless_told_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("e.csv");
+    let out = trainplan(&[
+        "evaluate",
+        &path("scenarios/gpt3-175b-megatron.toml"),
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert!(written.starts_with("scenario,model,params,"), "{written}");
+}
