@@ -205,18 +205,35 @@ fn summary_text(s: &Summary) -> String {
         "rows {}: modelled {}, skipped {}",
         s.rows, s.modelled, s.skipped
     );
+    let figures = |n: usize, median: f64, worst: f64| {
+        if n == 0 {
+            "n/a (no run to compare)".to_string()
+        } else {
+            format!(
+                "median abs rel error {:.1}%, worst {:.1}%",
+                100.0 * median,
+                100.0 * worst
+            )
+        }
+    };
     let _ = writeln!(
         out,
-        "tokens/s per GPU: median abs rel error {:.1}%, worst {:.1}% over {} runs",
-        100.0 * s.tokens_median_abs_rel_error,
-        100.0 * s.tokens_worst_abs_rel_error,
+        "tokens/s per GPU: {} over {} runs",
+        figures(
+            s.tokens_rows,
+            s.tokens_median_abs_rel_error,
+            s.tokens_worst_abs_rel_error
+        ),
         s.tokens_rows
     );
     let _ = writeln!(
         out,
-        "memory per GPU: median abs rel error {:.1}%, worst {:.1}% over {} runs with measured memory",
-        100.0 * s.mem_median_abs_rel_error,
-        100.0 * s.mem_worst_abs_rel_error,
+        "memory per GPU: {} over {} runs with measured memory",
+        figures(
+            s.mem_rows,
+            s.mem_median_abs_rel_error,
+            s.mem_worst_abs_rel_error
+        ),
         s.mem_rows
     );
     let _ = writeln!(

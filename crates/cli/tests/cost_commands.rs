@@ -201,7 +201,7 @@ fn validate_reports_unmodellable_rows_as_skipped() {
     let out = trainplan(&["validate", file.to_str().unwrap(), "--format", "csv"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let s = text(&out.stdout);
-    assert!(s.contains("unknown gpu `tpu-v9`"), "{s}");
+    assert!(s.contains("unknown accelerator `tpu-v9`"), "{s}");
     assert!(
         text(&out.stderr).contains("skipped 1"),
         "{}",

@@ -480,7 +480,7 @@ impl RunRow {
         };
         let accelerator = db
             .accelerator(&self.gpu, &at)
-            .map_err(|_| Skip(format!("unknown gpu `{}`", self.gpu)))?
+            .map_err(|e| Skip(e.to_string()))?
             .clone();
         let mut node = db
             .node(&accelerator.default_node, &at)
