@@ -208,8 +208,8 @@ pub fn run(args: &Args, db: &Database) -> anyhow::Result<()> {
         }
         Format::Table => {
             let mut out = format!(
-                "{} on {} × {} ({} nodes of {}): dp {} tp {} pp {} cp {} vpp {}, micro-batch {} × {} accumulation, ZeRO-{}, recompute {}{}\n\n",
-                r.model, r.n_gpus, r.gpu, r.nodes, r.node, r.dp, r.tp, r.pp, r.cp, r.vpp, r.micro_batch, r.grad_accum, r.zero, r.recompute,
+                "{} on {} × {} ({} nodes of {}): dp {} tp {} pp {} cp {} ep {} vpp {}, micro-batch {} × {} accumulation, ZeRO-{}, recompute {}{}\n\n",
+                r.model, r.n_gpus, r.gpu, r.nodes, r.node, r.dp, r.tp, r.pp, r.cp, r.ep, r.vpp, r.micro_batch, r.grad_accum, r.zero, r.recompute,
                 if r.sequence_parallel { ", sequence parallel" } else { "" }
             );
             let mem = vec![
@@ -364,8 +364,16 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
     );
     let _ = writeln!(
         o,
-        "Layout: dp {} × tp {} × pp {} × cp {} = {} GPUs; {} micro-batch(es) of {} sequences per step (global batch {} = dp × micro-batch × accumulation).\n",
-        s.dp, s.tp, s.pp, s.cp, c.n_gpus, e.grad_accum, s.micro_batch, job.global_batch
+        "Layout: dp {} × tp {} × pp {} × cp {} = {} GPUs{}; {} micro-batch(es) of {} sequences per step (global batch {} = dp × micro-batch × accumulation).\n",
+        s.dp,
+        s.tp,
+        s.pp,
+        s.cp,
+        c.n_gpus,
+        if s.ep > 1 { format!(", experts split {} ways (ep, within dp × cp)", s.ep) } else { String::new() },
+        e.grad_accum,
+        s.micro_batch,
+        job.global_batch
     );
 
     let mem = &e.memory;
