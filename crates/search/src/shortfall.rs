@@ -32,7 +32,10 @@ impl Shortfall {
         let cheapest = r.cheapest.first().map(|p| (*p, name(p)));
         let gpus_needed = match (r.constraints.deadline_days, &fastest) {
             (Some(d), Some((p, _))) if p.train_days > d => {
-                Some((f64::from(p.n_gpus) * p.train_days / d).ceil() as u64)
+                // Whole nodes of the fastest plan's layout.
+                let per_node = u64::from(p.n_gpus.div_ceil(p.nodes.max(1)).max(1));
+                let gpus = (f64::from(p.n_gpus) * p.train_days / d).ceil() as u64;
+                Some(gpus.div_ceil(per_node) * per_node)
             }
             _ => None,
         };
@@ -76,16 +79,21 @@ impl fmt::Display for Shortfall {
         else {
             write!(
                 f,
-                "no strategy of the {} in the space fits in memory",
+                "no strategy of the {} in the space can run",
                 self.strategies
             )?;
-            if let Some((reason, n)) = self.top_rejection {
-                write!(f, " (most common rejection: {reason}, {n} strategies)")?;
-            }
-            return write!(
-                f,
-                "; it would take more GPUs, an accelerator with more memory, or allowing ZeRO-3 and full recomputation"
-            );
+            let Some((reason, n)) = self.top_rejection else {
+                return Ok(());
+            };
+            write!(f, " (most common rejection: {reason}, {n} strategies)")?;
+            let advice = match reason {
+                "out_of_memory" => "more GPUs, an accelerator with more memory, or allowing ZeRO-3 and full recomputation",
+                "batch" => "micro-batches that divide global_batch / dp for the GPU counts swept, or a global batch that the GPU counts divide",
+                "too_few_layers" | "uneven_chunks" | "interleaving" => "fewer pipeline stages or virtual stages (max_pp, vpp)",
+                "tp_heads" | "tp_ffn" => "tensor-parallel degrees that divide the heads and the FFN width (max_tp)",
+                _ => "a wider space: more GPU counts, micro-batches or strategy options",
+            };
+            return write!(f, "; it would take {advice}");
         };
         let mut wrote = false;
         if let Some(d) = self.deadline_days {

@@ -314,7 +314,8 @@ fn nothing_fits_is_a_shortfall() {
         .unwrap();
     assert_eq!(r.stats.feasible, 0);
     let msg = r.shortfall().unwrap().to_string();
-    assert!(msg.contains("fits in memory"), "{msg}");
+    assert!(msg.contains("can run"), "{msg}");
+    assert!(msg.contains("more memory"), "{msg}");
     assert!(msg.contains("out_of_memory"), "{msg}");
 }
 
