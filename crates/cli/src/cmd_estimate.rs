@@ -461,7 +461,8 @@ fn table(e: &Envelope, ctx: &Labels<'_>) -> String {
     push(
         "training FLOPs (6ND)",
         format!(
-            "C = 6 × N × D = 6 × {} × {} = {} FLOPs (Kaplan et al. 2020)",
+            "C = 6 × {} × D = 6 × {} × {} = {} FLOPs (Kaplan et al. 2020)",
+            if active < e.params { "N_active" } else { "N" },
             sci(active),
             sci(d),
             sci(e.flops_6nd.get())
@@ -489,7 +490,7 @@ fn table(e: &Envelope, ctx: &Labels<'_>) -> String {
     );
     let mfu_text = match e.mfu_source {
         MfuSource::Given => format!(
-            "{:.2} (given; typical for this GPU: {:.2})",
+            "{} (given; typical for this GPU: {:.2})",
             e.mfu, e.typical_mfu.mfu
         ),
         MfuSource::Typical => format!(
@@ -501,7 +502,7 @@ fn table(e: &Envelope, ctx: &Labels<'_>) -> String {
     push(
         "GPU-hours",
         format!(
-            "C / (peak × MFU) / 3600 = {} / ({} × {:.2}) / 3600 = {}",
+            "C / (peak × MFU) / 3600 = {} / ({} × {}) / 3600 = {}",
             sci(e.training_flops.get()),
             sci(e.peak.get()),
             e.mfu,

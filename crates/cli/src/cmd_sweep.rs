@@ -72,7 +72,8 @@ pub struct Args {
     pub shard: Option<Shard>,
     /// Worker threads [default: one per core].
     #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
+    #[arg(value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub threads: Option<u32>,
 }
 
 /// Arguments of `trainplan merge`.
@@ -126,11 +127,12 @@ pub fn run(args: &Args, db: &Database) -> anyhow::Result<()> {
         .build()
         .with_context(|| format!("failed to build the search space of {}", scenario.path))?;
 
+    let threads = args.threads.map(|t| t as usize);
     let bar = progress_bar(search.strategies());
     let started = Instant::now();
     let result = match &bar {
-        Some(bar) => search.run_with_progress(args.threads, &|n| bar.inc(n)),
-        None => search.run(args.threads),
+        Some(bar) => search.run_with_progress(threads, &|n| bar.inc(n)),
+        None => search.run(threads),
     }?;
     let elapsed = started.elapsed();
     if let Some(bar) = bar {

@@ -166,7 +166,7 @@ fn table_teaches_the_method() {
     );
     for needle in [
         "C = 6 × N × D = 6 × 1.30e10 × 2.60e11 = 2.03e22 FLOPs",
-        "C / (peak × MFU) / 3600 = 2.03e22 / (3.12e14 × 0.50) / 3600 = 36,111",
+        "C / (peak × MFU) / 3600 = 2.03e22 / (3.12e14 × 0.5) / 3600 = 36,111",
         "27 nodes = 216 GPUs",
         "16 × N = 16 × 1.30e10 = 208 GB",
     ] {

@@ -132,7 +132,8 @@ pub struct JobSection {
     pub seq_len: Option<u32>,
     /// Sequences per optimizer step.
     pub global_batch: Option<u32>,
-    /// Tokens to train on.
+    /// Tokens to train on: a number (`260e9`) or a count with a suffix (`"260B"`).
+    #[serde(default, deserialize_with = "count")]
     pub tokens: Option<f64>,
     /// Precision.
     pub precision: Option<PrecisionName>,
@@ -188,6 +189,34 @@ impl From<RecomputeName> for Recompute {
             RecomputeName::Full => Recompute::Full,
         }
     }
+}
+
+/// A count given as a number or as a string with a K/M/B/T suffix, as on the command line.
+fn count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    struct Count;
+    impl serde::de::Visitor<'_> for Count {
+        type Value = Option<f64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a number such as 260e9, or a count such as \"260B\"")
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v as f64))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v as f64))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            crate::numbers::parse_count(v).map(Some).map_err(|e| {
+                E::custom(format!(
+                    "`{v}` is not a count ({e}); write e.g. 260e9 or \"260B\""
+                ))
+            })
+        }
+    }
+    d.deserialize_any(Count)
 }
 
 /// `[strategy]`.

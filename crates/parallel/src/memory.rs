@@ -237,7 +237,8 @@ mod tests {
         s.zero = 0;
         let m = memory(&gpt3(), &a100(1024), &job(1536), &s);
         assert!(m.fits(), "{:.1} GiB", m.total.gib());
-        // 175B / 128 model-parallel ranks ≈ 1.37B params; 18 bytes each ≈ 24.6 GB of states.
+        // 175B / 128 model-parallel ranks ≈ 1.37B params; 2 (weights) + 6 (16-bit and fp32
+        // gradients) + 12 (optimizer) bytes each ≈ 27 GB of states.
         let states_gb = m.model_states().gb();
         assert!((20.0..30.0).contains(&states_gb), "{states_gb}");
     }
