@@ -157,6 +157,8 @@ pub fn run(args: &Args, db: &Database) -> anyhow::Result<()> {
             eprintln!("note: no plan of shard {shard} qualifies; `trainplan merge` decides for the whole space");
         } else {
             closest(&result);
+            // The plans file keeps its contract even when empty: the header, no rows.
+            write(&plans, args.format, args.output.as_ref())?;
             let why = result
                 .shortfall()
                 .map_or_else(|| "no plan qualifies".to_string(), |s| s.to_string());
