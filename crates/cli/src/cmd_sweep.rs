@@ -108,6 +108,7 @@ fn parse_shard(s: &str) -> Result<Shard, String> {
 }
 
 pub fn run(args: &Args, db: &Database) -> anyhow::Result<()> {
+    output::check_destination(args.output.as_ref())?;
     let scenario = Scenario::load(&args.scenario, db)?;
     let spec = trainplan_io::sweep::space(&scenario, db)?;
     let constraints = Constraints {

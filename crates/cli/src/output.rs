@@ -39,6 +39,23 @@ pub fn load_database(extra: Option<&Path>) -> anyhow::Result<Database> {
     Ok(db)
 }
 
+/// Fails early when `-o FILE` cannot be written because its folder does not exist, so that a
+/// long run does not end in an I/O error.
+pub fn check_destination(out: Option<&PathBuf>) -> anyhow::Result<()> {
+    let Some(path) = out else { return Ok(()) };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    anyhow::ensure!(
+        dir.is_dir(),
+        "cannot write {}: the folder {} does not exist",
+        path.display(),
+        dir.display()
+    );
+    Ok(())
+}
+
 /// Writes `bytes` to `-o FILE` atomically, or to stdout.
 pub fn emit(out: Option<&PathBuf>, bytes: &[u8]) -> anyhow::Result<()> {
     if let Some(path) = out {

@@ -2,7 +2,8 @@
 //!
 //! The bytes go to a temporary file in the destination's folder, which is flushed and renamed
 //! over the destination only once complete: an error or an interrupt leaves no partial file and
-//! never clobbers a previous good one.
+//! never clobbers a previous good one. A destination that is a symbolic link is written
+//! through: the link stays and its target gets the new bytes.
 
 use crate::IoError;
 use std::io::Write;
@@ -13,6 +14,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
     let err = |source| IoError::Write {
         path: path.to_path_buf(),
         source,
+    };
+    // Renaming over a link would replace the link itself; write to what it points at.
+    let resolved;
+    let path = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            resolved = std::fs::canonicalize(path).map_err(err)?;
+            resolved.as_path()
+        }
+        _ => path,
     };
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -55,6 +65,25 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"second");
         let leftovers = std::fs::read_dir(&dir).unwrap().count();
         assert_eq!(leftovers, 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symbolic_link_is_written_through() {
+        let dir =
+            std::env::temp_dir().join(format!("trainplan-atomic-link-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("real.csv");
+        let link = dir.join("link.csv");
+        std::fs::write(&target, b"old").unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        write_atomic(&link, b"new").unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
