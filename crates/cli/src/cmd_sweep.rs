@@ -151,6 +151,11 @@ pub fn run(args: &Args, db: &Database) -> anyhow::Result<()> {
         plans,
         objective,
         pareto: args.pareto,
+        model: if scenario.model.id == "inline" {
+            scenario.model_name.clone()
+        } else {
+            scenario.model.id.clone()
+        },
     };
     if plans.plans.is_empty() {
         if let Some(shard) = args.shard.filter(|s| s.count > 1) {

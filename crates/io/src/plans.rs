@@ -47,7 +47,7 @@ pub const COLUMNS: [&str; 28] = [
 
 /// Columns after the contract's: strategy flags, diagnostics, and how the file was ranked (so
 /// that `merge` ranks the same way).
-pub const EXTRA_COLUMNS: [&str; 7] = [
+pub const EXTRA_COLUMNS: [&str; 8] = [
     "sequence_parallel",
     "flash_attention",
     "hfu",
@@ -55,6 +55,7 @@ pub const EXTRA_COLUMNS: [&str; 7] = [
     "objective",
     "pareto",
     "tp_comm_overlap",
+    "model",
 ];
 
 /// Every column, in file order.
@@ -77,10 +78,19 @@ pub struct Plans {
     pub objective: Objective,
     /// True when the list is a Pareto front.
     pub pareto: bool,
+    /// The model swept (preset id or name), so that shards of different sweeps are not merged.
+    pub model: String,
 }
 
 /// The cells of one row, in [`header`] order.
-pub fn row(rank: usize, plan: &Plan, gpu: &str, objective: Objective, pareto: bool) -> Vec<String> {
+pub fn row(
+    rank: usize,
+    plan: &Plan,
+    gpu: &str,
+    objective: Objective,
+    pareto: bool,
+    model: &str,
+) -> Vec<String> {
     let s = &plan.strategy;
     vec![
         rank.to_string(),
@@ -118,6 +128,7 @@ pub fn row(rank: usize, plan: &Plan, gpu: &str, objective: Objective, pareto: bo
         objective.as_str().to_string(),
         pareto.to_string(),
         s.tp_overlap.to_string(),
+        model.to_string(),
     ]
 }
 
@@ -131,7 +142,7 @@ pub fn rows(p: &Plans) -> Vec<Vec<String>> {
     let mut out = vec![header().into_iter().map(String::from).collect()];
     for (i, plan) in p.plans.iter().enumerate() {
         let gpu = p.gpus.get(usize::from(plan.gpu)).map_or("", String::as_str);
-        out.push(row(i + 1, plan, gpu, p.objective, p.pareto));
+        out.push(row(i + 1, plan, gpu, p.objective, p.pareto, &p.model));
     }
     out
 }
@@ -154,6 +165,7 @@ struct Row {
     plan: Plan,
     objective: Objective,
     pareto: bool,
+    model: String,
 }
 
 /// Reads a plans CSV written by `trainplan sweep`.
@@ -307,6 +319,7 @@ fn parse_rows(label: &str, bytes: &[u8]) -> Result<Vec<Row>, IoError> {
             plan,
             objective,
             pareto: boolean(33)?,
+            model: cell(35).to_string(),
         });
     }
     Ok(out)
@@ -326,8 +339,18 @@ fn assemble(label: &str, rows: Vec<Row>) -> Result<Plans, IoError> {
         .collect();
     let mut objective = None;
     let mut pareto = None;
+    let mut model: Option<String> = None;
     let mut plans = Vec::with_capacity(rows.len());
     for r in rows {
+        if model.as_ref().is_some_and(|m| *m != r.model) {
+            return Err(IoError::Parse {
+                location: Location::file(label),
+                message:
+                    "rows plan different models (model column differs); merge files from one sweep"
+                        .into(),
+            });
+        }
+        model.get_or_insert_with(|| r.model.clone());
         if objective.is_some_and(|o| o != r.objective) || pareto.is_some_and(|p| p != r.pareto) {
             return Err(IoError::Parse {
                 location: Location::file(label),
@@ -345,6 +368,7 @@ fn assemble(label: &str, rows: Vec<Row>) -> Result<Plans, IoError> {
         plans,
         objective: objective.unwrap_or(Objective::Time),
         pareto: pareto.unwrap_or(false),
+        model: model.unwrap_or_default(),
     })
 }
 
@@ -363,10 +387,24 @@ pub fn merge(
         .into_iter()
         .collect();
     let mut ranked: Option<(Objective, bool, &str)> = None;
+    let mut model: Option<(&str, &str)> = None;
     let mut all = Vec::new();
     for (label, p) in files {
         if p.plans.is_empty() {
             continue;
+        }
+        match model {
+            Some((m, first)) if m != p.model => {
+                return Err(IoError::Parse {
+                    location: Location::file(label.clone()),
+                    message: format!(
+                        "plans model `{}` but {first} plans `{m}`; merge shards of one sweep",
+                        p.model
+                    ),
+                });
+            }
+            Some(_) => {}
+            None => model = Some((p.model.as_str(), label.as_str())),
         }
         if let Some((o, par, first)) = ranked {
             if o != p.objective || par != p.pareto {
@@ -415,6 +453,7 @@ pub fn merge(
         plans,
         objective,
         pareto,
+        model: model.map_or_else(String::new, |(m, _)| m.to_string()),
     })
 }
 
@@ -440,6 +479,7 @@ mod tests {
             plans: if pareto { r.front.unwrap() } else { r.plans },
             objective,
             pareto,
+            model: "gpt3-13b".into(),
         }
     }
 
@@ -503,6 +543,18 @@ mod tests {
         let e = parse("y.csv", broken.as_bytes()).unwrap_err().to_string();
         assert!(e.contains("y.csv:"), "{e}");
         assert!(e.contains("recompute"), "{e}");
+    }
+
+    #[test]
+    fn merging_different_models_is_refused() {
+        let a = sweep(Objective::Time, Shard::ALL, false);
+        let mut b = sweep(Objective::Time, Shard::ALL, false);
+        b.model = "llama3-70b".into();
+        let back = parse("b.csv", &to_csv(&b)).unwrap();
+        assert_eq!(back.model, "llama3-70b");
+        let e = merge(&[("a.csv".into(), a), ("b.csv".into(), back)], None, None).unwrap_err();
+        assert!(e.to_string().contains("b.csv"), "{e}");
+        assert!(e.to_string().contains("llama3-70b"), "{e}");
     }
 
     #[test]
