@@ -154,7 +154,7 @@ fn load(
     let sc = Scenario::load(path, db)?;
     let strategy = sc.strategy.with_context(|| {
         format!(
-            "{}: the scenario has no [strategy] section; evaluate and explain price one strategy (use `trainplan sweep` to search)",
+            "{}: the scenario has no [strategy] section; evaluate prices one strategy (use `trainplan sweep` to search the [sweep] space, or `trainplan explain` for its best plan)",
             sc.path
         )
     })?;
@@ -178,7 +178,7 @@ fn infeasible_field(e: &Infeasible) -> (&'static str, &'static str) {
         Infeasible::Interleaving { .. } | Infeasible::UnevenChunks { .. } => ("strategy", "vpp"),
         Infeasible::Batch { .. } => ("strategy", "micro_batch"),
         Infeasible::CpSeq { .. } => ("strategy", "cp"),
-        Infeasible::Ep { .. } => ("strategy", "ep"),
+        Infeasible::Ep { .. } | Infeasible::EpDense { .. } => ("strategy", "ep"),
         Infeasible::ZeroStage { .. } => ("strategy", "zero"),
         Infeasible::NoFp8 => ("job", "precision"),
         Infeasible::SeqLen { .. } => ("job", "seq_len"),
@@ -294,6 +294,14 @@ pub fn run(args: &Args, db: &Database) -> anyhow::Result<()> {
                 r.gpu_hours,
                 r.cost_usd.map_or_else(String::new, |c| format!(", ${c:.0}"))
             );
+            if let Some(d) = sc.deadline_days {
+                let verdict = if r.train_days <= d { "met" } else { "missed" };
+                let _ = writeln!(out, "deadline of {d} days: {verdict}");
+            }
+            if let (Some(b), Some(c)) = (sc.budget_usd, r.cost_usd) {
+                let verdict = if c <= b { "within" } else { "over" };
+                let _ = writeln!(out, "budget of ${b:.0}: {verdict}");
+            }
             out.into_bytes()
         }
     };

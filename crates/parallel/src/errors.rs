@@ -101,6 +101,12 @@ pub enum Infeasible {
         /// Sequence length.
         seq_len: u32,
     },
+    /// Expert parallelism on a dense model.
+    #[error("ep {ep} needs a mixture-of-experts model (moe_experts); this model is dense, so use ep = 1")]
+    EpDense {
+        /// Expert-parallel degree.
+        ep: u32,
+    },
     /// Expert parallelism needs an MoE model whose experts it divides, and must divide dp.
     #[error("ep {ep} must divide the experts ({experts}) and dp × cp ({dp_cp})")]
     Ep {
@@ -153,7 +159,7 @@ impl Infeasible {
             Infeasible::Interleaving { .. } => "interleaving",
             Infeasible::Batch { .. } => "batch",
             Infeasible::CpSeq { .. } => "cp_seq",
-            Infeasible::Ep { .. } => "ep",
+            Infeasible::Ep { .. } | Infeasible::EpDense { .. } => "ep",
             Infeasible::ZeroStage { .. } => "zero_stage",
             Infeasible::NoFp8 => "no_fp8",
             Infeasible::SeqLen { .. } => "seq_len",

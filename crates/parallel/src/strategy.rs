@@ -182,7 +182,10 @@ impl Strategy {
         }
         let dp_cp = self.dp * self.cp;
         let experts = model.moe.map_or(0, |m| m.experts);
-        if self.ep > 1 && (experts == 0 || experts % self.ep != 0 || dp_cp % self.ep != 0) {
+        if self.ep > 1 && experts == 0 {
+            return Err(Infeasible::EpDense { ep: self.ep });
+        }
+        if self.ep > 1 && (experts % self.ep != 0 || dp_cp % self.ep != 0) {
             return Err(Infeasible::Ep {
                 ep: self.ep,
                 experts,
