@@ -653,25 +653,11 @@ fn trim_float(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use trainplan_hardware::{Accelerator, Efficiency};
-    use trainplan_units::{ByteRate, Bytes, FlopRate};
+    use trainplan_hardware::Accelerator;
 
+    /// The shared A100 80GB fixture, with the hardware-db price point.
     fn a100() -> Accelerator {
-        Accelerator {
-            id: "a100-80gb".into(),
-            name: "A100 80GB SXM4".into(),
-            vendor: "NVIDIA".into(),
-            hbm_capacity: Bytes::from_gib(80.0),
-            hbm_bandwidth: ByteRate::from_tbps(2.039),
-            bf16_peak: FlopRate::from_tflops(312.0),
-            fp16_peak: FlopRate::from_tflops(312.0),
-            fp8_peak: None,
-            scaleup_unidir: ByteRate::from_gbps(300.0),
-            tdp_w: 400.0,
-            price_usd_per_gpu_hour: Some(2.4984),
-            default_node: "dgx-a100".into(),
-            efficiency: Efficiency::default(),
-        }
+        trainplan_hardware::testing::a100_80gb(Some(2.4984))
     }
 
     /// The one place the renderers are called: the 13B example on an A100.
