@@ -415,18 +415,9 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
     );
     let _ = writeln!(
         o,
-        "- gradients {}: {}{} (Rajbhandari et al. 2020).",
+        "- gradients {}: {} (Rajbhandari et al. 2020).",
         gib(mem.gradients),
         gradient_layout(job, s),
-        if s.zero >= 2 {
-            format!(
-                ", divided over dp × cp = {} by ZeRO-{}",
-                s.dp * s.cp,
-                s.zero
-            )
-        } else {
-            String::new()
-        }
     );
     let _ = writeln!(
         o,
@@ -448,8 +439,14 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
     );
     let _ = writeln!(
         o,
-        "- activations {}: s·b·h·(34 + 5·a·s/h) bytes per layer (Korthikanti et al. 2022, split by tensor for this model's attention and FFN) with recompute = {}{}, × {} layers × {} micro-batch(es) in flight (1F1B keeps pp in flight){}.",
+        "- activations {}: {} bytes per layer (Korthikanti et al. 2022, split by tensor for this model's attention and FFN) with recompute = {}{}, × {} layers × {} micro-batch(es) in flight (1F1B keeps pp in flight){}.",
         gib(mem.activations),
+        match s.effective_recompute() {
+            trainplan_parallel::Recompute::Full => "2·s·b·h (each layer's input only)",
+            _ if s.flash_attention => "s·b·h·34 (the 5·a·s²·b attention scores never stored by the fused kernel)",
+            trainplan_parallel::Recompute::Selective => "s·b·h·34 (the 5·a·s²·b attention scores recomputed)",
+            trainplan_parallel::Recompute::None => "s·b·h·(34 + 5·a·s/h)",
+        },
         s.recompute.as_str(),
         if s.sp_active() { ", divided by tp under sequence parallelism" } else { "" },
         layers,
@@ -476,7 +473,12 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
         e.model_flops_per_token.get(),
         u64::from(job.global_batch) * u64::from(job.seq_len),
         c.n_gpus,
-        100.0 * a.efficiency.matmul_fraction,
+        100.0
+            * if job.precision == trainplan_parallel::Precision::Fp8 {
+                a.efficiency.fp8_matmul_fraction
+            } else {
+                a.efficiency.matmul_fraction
+            },
         peak.tflops(),
         job.precision.as_str()
     );
@@ -545,9 +547,11 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
         match e.bottleneck {
             Bottleneck::Compute => "Compute dominates: the layout is efficient. Larger micro-batches or less recomputation (memory allowing) are what is left.".into(),
             Bottleneck::TensorComm => format!(
-                "Tensor-parallel collectives cost {:.0}% of the step. Lower tp (keep it inside one node){}.",
+                "Tensor-parallel collectives cost {:.0}% of the step. {}{}{}.",
                 share(t.tp_comm.get()),
-                if s.sp_active() { "" } else { ", or turn on sequence parallelism to shard the replicated activations" }
+                if s.tp > c.node.gpus_per_node { "Keep tp inside one node" } else { "Lower tp (more pp or dp instead)" },
+                if s.sp_active() { "" } else { ", turn on sequence parallelism to shard the replicated activations" },
+                if s.tp_overlap { "" } else { ", or overlap the collectives with the products (tp_comm_overlap) where the framework supports it" }
             ),
             Bottleneck::ContextComm => "Ring attention traffic is not hidden: lower cp or use longer sequences per rank.".into(),
             Bottleneck::ExpertComm => "Token dispatch between experts is exposed: keep the expert-parallel group inside one node (lower ep) or route fewer experts per token.".into(),

@@ -135,18 +135,30 @@ pub(crate) fn render(
     }
 }
 
-/// One cell as JSON: empty is null, a number column is a number, the rest are strings.
+/// One cell as JSON: empty is null, `true`/`false` are booleans, a number column is a number,
+/// the rest are strings.
 fn json_cell(column: &str, cell: &str) -> serde_json::Value {
     // Ids and names may look numeric ("h800" does not, but a user's "8" might); only measure
     // columns become numbers.
     let textual = matches!(
         column,
-        "id" | "name" | "vendor" | "default_node" | "accelerator" | "ffn_act"
+        "id" | "name"
+            | "vendor"
+            | "default_node"
+            | "accelerator"
+            | "ffn_act"
+            | "gpu"
+            | "model"
+            | "recompute"
+            | "bottleneck"
+            | "objective"
     );
     if cell.is_empty() {
         serde_json::Value::Null
     } else if textual {
         serde_json::Value::String(cell.to_string())
+    } else if let Ok(b) = cell.parse::<bool>() {
+        serde_json::Value::Bool(b)
     } else if let Ok(i) = cell.parse::<u64>() {
         serde_json::Value::from(i)
     } else if let Some(n) = cell

@@ -277,3 +277,24 @@ fn merge_refuses_a_file_that_is_not_a_plans_csv() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn json_plans_have_typed_values() {
+    let out = trainplan(&[
+        "sweep",
+        &scenario("deadline-13b-a100.toml"),
+        "--format",
+        "json",
+        "--top",
+        "2",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let first = &v[0];
+    assert!(first["fits"].is_boolean(), "{first}");
+    assert!(first["sequence_parallel"].is_boolean(), "{first}");
+    assert!(first["mfu"].is_f64(), "{first}");
+    assert!(first["n_gpus"].is_u64(), "{first}");
+    assert_eq!(first["gpu"], "a100-80gb");
+    assert_eq!(first["model"], "gpt3-13b");
+}
