@@ -576,8 +576,9 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
 
 pub fn explain(args: &ExplainArgs, db: &Database) -> anyhow::Result<()> {
     let sc = Scenario::load(&args.scenario, db)?;
-    if sc.strategy.is_none() && sc.sweep.is_some() {
-        // No fixed strategy: explain the best plan of the sweep and why the runner-up lost.
+    if sc.strategy.is_none() {
+        // No fixed strategy: explain the best plan of the sweep (the `[sweep]` section, or the
+        // cluster's own accelerator and GPU count) and why the runner-up lost.
         let text = crate::explain_sweep::explain(&sc, db, explanation)?;
         return emit(None, text.as_bytes());
     }

@@ -604,18 +604,32 @@ fn build_strategy(
         }
     }
     let model_parallel = u64::from(tp) * u64::from(pp) * u64::from(cp);
+    // The field to blame when the degrees do not fit the GPUs: the first one that does not
+    // divide them on its own, else the largest one the file sets.
+    let culprit = |n: u32| -> &'static str {
+        for (key, v, given) in [("pp", pp, s.pp), ("cp", cp, s.cp), ("tp", tp, s.tp)] {
+            if given.is_some() && n % v != 0 {
+                return key;
+            }
+        }
+        [("tp", tp, s.tp), ("pp", pp, s.pp), ("cp", cp, s.cp)]
+            .into_iter()
+            .filter(|(_, _, given)| given.is_some())
+            .max_by_key(|(_, v, _)| *v)
+            .map_or("tp", |(key, _, _)| key)
+    };
     let dp = match (s.dp, n_gpus) {
         (Some(dp), _) => dp,
         (None, Some(n)) => {
             if model_parallel > u64::from(n) {
                 return Err(field_err(
-                    "tp",
+                    culprit(n),
                     format!("tp {tp} × pp {pp} × cp {cp} = {model_parallel} GPUs is more than cluster.n_gpus = {n}; lower tp, pp or cp"),
                 ));
             }
             if u64::from(n) % model_parallel != 0 {
                 return Err(field_err(
-                    "tp",
+                    culprit(n),
                     format!("tp {tp} × pp {pp} × cp {cp} = {model_parallel} does not divide n_gpus = {n}; dp would not be whole"),
                 ));
             }

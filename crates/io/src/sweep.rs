@@ -254,6 +254,13 @@ fn build(scenario: &Scenario, db: &Database, s: &SweepSection) -> Result<SpaceSp
     }
     if let Some(v) = &s.cp {
         check_list(v, "cp", 1, 65_536, &err)?;
+        let seq = scenario.job.seq_len;
+        if let Some(bad) = v.iter().find(|&&cp| seq % cp != 0) {
+            return Err(err(
+                "cp",
+                format!("{bad} does not divide the sequence length {seq}; context parallelism splits the sequence into equal chunks"),
+            ));
+        }
         spec.cp.clone_from(v);
     }
     if let Some(v) = &s.ep {
@@ -264,6 +271,13 @@ fn build(scenario: &Scenario, db: &Database, s: &SweepSection) -> Result<SpaceSp
             ));
         }
         check_list(v, "ep", 1, 65_536, &err)?;
+        let experts = scenario.model.moe.map_or(1, |m| m.experts);
+        if let Some(bad) = v.iter().find(|&&ep| experts % ep != 0) {
+            return Err(err(
+                "ep",
+                format!("{bad} does not divide the model's {experts} experts; use divisors of {experts}"),
+            ));
+        }
         spec.ep = Some(v.clone());
     }
     for (key, v) in [("max_tp", s.max_tp), ("max_pp", s.max_pp)] {

@@ -41,7 +41,7 @@ pub enum SearchError {
         given: String,
     },
     /// A budget (or a cost ranking over several accelerators) needs prices.
-    #[error("{what} needs a price per GPU-hour for `{gpu}`: set `price_usd_per_gpu_hour` in [job] or `prices` in [sweep]")]
+    #[error("{what} needs a price per GPU-hour for `{gpu}`: add it to `prices` in [sweep], e.g. prices = {{ \"{gpu}\" = 2.5 }} ([job].price_usd_per_gpu_hour prices only the [cluster] accelerator)")]
     NoPrice {
         /// What needed the price.
         what: &'static str,

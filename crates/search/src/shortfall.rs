@@ -60,8 +60,15 @@ pub fn describe(p: &Plan, gpu: &str) -> String {
         |c| format!("${c:.0}"),
     );
     format!(
-        "{n} × {gpu} (dp {dp} tp {tp} pp {pp} vpp {vpp}, micro-batch {mb}, ZeRO {z}, {rc} recompute): {days:.1} days, {cost}",
+        "{n} × {gpu} (dp {dp} tp {tp} pp {pp}{extra} vpp {vpp}, micro-batch {mb}, ZeRO {z}, {rc} recompute{sp}): {days:.1} days, {cost}",
         n = p.n_gpus,
+        extra = match (s.cp, s.ep) {
+            (1, 1) => String::new(),
+            (cp, 1) => format!(" cp {cp}"),
+            (1, ep) => format!(" ep {ep}"),
+            (cp, ep) => format!(" cp {cp} ep {ep}"),
+        },
+        sp = if s.sp_active() { ", sequence parallel" } else { "" },
         dp = s.dp,
         tp = s.tp,
         pp = s.pp,

@@ -234,7 +234,11 @@ pub(crate) fn micro_batches(spec: &MicroBatches, global_batch: u32, dp: u32) -> 
 
 /// Virtual-stage values that apply to a pipeline of `pp` stages.
 pub(crate) fn vpps(spec: &[u32], pp: u32) -> impl Iterator<Item = u32> + '_ {
-    spec.iter().copied().filter(move |&v| v == 1 || pp > 1)
+    // Without a pipeline there is nothing to interleave: such layouts run with vpp 1 whatever
+    // the list says, as sequence parallelism falls back to off at tp 1.
+    std::iter::once(1)
+        .filter(move |_| pp == 1)
+        .chain(spec.iter().copied().filter(move |_| pp > 1))
 }
 
 /// Sequence-parallel settings that apply at tensor-parallel degree `tp`.

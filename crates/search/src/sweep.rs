@@ -221,6 +221,11 @@ impl SearchBuilder {
                     gpu: t.accelerator.id.clone(),
                 });
             }
+            // Cost is USD only when every accelerator has a price; otherwise every plan is
+            // costed in GPU-hours, so no column mixes the two.
+            for t in &mut spec.targets {
+                t.price_usd_per_gpu_hour = None;
+            }
         }
 
         let mut clusters = Vec::new();
@@ -259,10 +264,8 @@ impl SearchBuilder {
         let max_pp = spec.max_pp.unwrap_or(u32::MAX).min(model.n_layers.max(1));
         let mut total: u64 = 0;
         for (ti, t) in spec.targets.iter().enumerate() {
-            let max_tp = spec
-                .max_tp
-                .unwrap_or(u32::MAX)
-                .min(t.node.scaleup_domain.max(1));
+            // tp stays inside the scale-up domain unless the scenario asks for more.
+            let max_tp = spec.max_tp.unwrap_or(t.node.scaleup_domain.max(1));
             for (ni, &n) in spec.n_gpus.iter().enumerate() {
                 let cluster = (ti * spec.n_gpus.len() + ni) as u32;
                 for (ji, &g) in spec.global_batch.iter().enumerate() {

@@ -102,10 +102,8 @@ fn exhaustive(objective: Objective, k: usize) -> (TopK, BTreeMap<&'static str, u
                         continue;
                     }
                     let dp = n / tp / pp;
-                    for &vpp in &spec.vpp {
-                        if vpp > 1 && pp == 1 {
-                            continue;
-                        }
+                    let vpps: Vec<u32> = if pp == 1 { vec![1] } else { spec.vpp.clone() };
+                    for &vpp in &vpps {
                         for &micro_batch in mbs {
                             for &zero in &spec.zero {
                                 for &recompute in &spec.recompute {
