@@ -400,6 +400,16 @@ mod tests {
     }
 
     #[test]
+    fn swiglu_without_ffn_takes_the_llama_width() {
+        let text = format!("{HEADER}\nX-r1,X,Llama,32,4096,32,,,swiglu,32000,2048,,,a100-80gb,8,8,1,1,8,1,,,,,64,,3,bf16,1000,,,,false,high,\n");
+        let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
+        let db = crate::Database::bundled().unwrap();
+        let spec = rows[0].to_spec(&db, "runs.csv").unwrap();
+        // 2/3 · 4 · 4096 = 10922.7, rounded up to 11008 (LLaMA 7B's width).
+        assert_eq!(spec.model.ffn, 11008);
+    }
+
+    #[test]
     fn missing_column_is_reported() {
         let e = parse_runs("runs.csv", b"name,model\nx,y\n")
             .unwrap_err()
@@ -444,9 +454,9 @@ impl RunRow {
         let ffn = match (self.ffn, ffn_act) {
             (Some(f), _) => f,
             (None, FfnActivation::Gelu) => hidden.saturating_mul(4),
-            (None, FfnActivation::Swiglu) => {
-                return Err(missing("ffn (SwiGLU widths have no convention)"))
-            }
+            // Touvron et al. 2023 (LLaMA), section 2.2: SwiGLU with 2/3 · 4h, rounded up to a
+            // multiple of 256.
+            (None, FfnActivation::Swiglu) => (hidden.saturating_mul(8) / 3).div_ceil(256) * 256,
         };
         let seq_len = self.seq_len.ok_or_else(|| missing("seq_len"))?;
         let moe = match (self.moe_experts, self.moe_top_k) {

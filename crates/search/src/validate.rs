@@ -81,6 +81,8 @@ pub struct Chosen {
     pub recompute: bool,
     /// ZeRO stage was chosen.
     pub zero: bool,
+    /// Expert parallelism was chosen.
+    pub ep: bool,
 }
 
 impl Prediction {
@@ -113,6 +115,9 @@ impl Prediction {
         if c.zero {
             parts.push(format!("zero={}", s.zero));
         }
+        if c.ep {
+            parts.push(format!("ep={}", s.ep));
+        }
         parts.join(";")
     }
 }
@@ -138,7 +143,6 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
     let t = &run.template;
     let n = run.cluster.n_gpus;
     let cp = t.cp.unwrap_or(1);
-    let ep = t.ep.unwrap_or(1);
     let gpn = run.cluster.node.gpus_per_node;
     let tps: Vec<u32> = match t.tp {
         Some(tp) => vec![tp],
@@ -193,26 +197,36 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
                 None => &Recompute::ALL,
             };
             let zeros: Vec<u8> = t.zero.map_or_else(|| vec![0, 1, 2, 3], |z| vec![z]);
-            let (vpps, zeros) = (vpps.as_slice(), zeros.as_slice());
+            // An MoE run that does not state ep tries every ep that divides the experts and dp × cp.
+            let eps: Vec<u32> = match (t.ep, run.model.moe) {
+                (Some(ep), _) => vec![ep],
+                (None, Some(moe)) => divisors(moe.experts)
+                    .filter(|e| (dp * cp) % e == 0)
+                    .collect(),
+                (None, None) => vec![1],
+            };
+            let (vpps, zeros, eps) = (vpps.as_slice(), zeros.as_slice(), eps.as_slice());
             let candidates = mbs.iter().flat_map(|&mb| {
                 vpps.iter().flat_map(move |&vpp| {
                     sps.iter().flat_map(move |&sp| {
                         recs.iter().flat_map(move |&recompute| {
-                            zeros.iter().map(move |&zero| Strategy {
-                                dp,
-                                tp,
-                                pp,
-                                cp,
-                                ep,
-                                vpp,
-                                micro_batch: mb,
-                                zero,
-                                recompute,
-                                sequence_parallel: sp,
-                                flash_attention: true,
-                                // Not a runs CSV column, and off by default in every
-                                // framework: overlap is assumed off where unstated.
-                                tp_overlap: false,
+                            zeros.iter().flat_map(move |&zero| {
+                                eps.iter().map(move |&ep| Strategy {
+                                    dp,
+                                    tp,
+                                    pp,
+                                    cp,
+                                    ep,
+                                    vpp,
+                                    micro_batch: mb,
+                                    zero,
+                                    recompute,
+                                    sequence_parallel: sp,
+                                    flash_attention: true,
+                                    // Not a runs CSV column, and off by default in every
+                                    // framework: overlap is assumed off where unstated.
+                                    tp_overlap: false,
+                                })
                             })
                         })
                     })
@@ -245,6 +259,7 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
                                 micro_batch: t.micro_batch.is_none(),
                                 recompute: t.recompute.is_none(),
                                 zero: t.zero.is_none(),
+                                ep: t.ep.is_none() && run.model.moe.is_some(),
                             };
                             best = Some((
                                 Prediction {
@@ -310,5 +325,74 @@ impl ErrorSummary {
             median,
             worst: v[v.len() - 1],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trainplan_hardware::testing::a100_cluster;
+    use trainplan_model::Moe;
+    use trainplan_parallel::Precision;
+
+    fn run(model: Model, template: Template) -> RunSpec {
+        RunSpec {
+            name: "t".into(),
+            source: "T".into(),
+            model,
+            cluster: a100_cluster(64),
+            job: Job {
+                seq_len: 2048,
+                global_batch: 512,
+                tokens: 1e12,
+                precision: Precision::Bf16,
+                grad_bytes: 4.0,
+            },
+            template,
+        }
+    }
+
+    #[test]
+    fn stated_fields_are_kept_and_unstated_ones_reported() {
+        let t = Template {
+            tp: Some(2),
+            pp: Some(1),
+            dp: Some(32),
+            recompute: Some(Recompute::Full),
+            zero: Some(1),
+            ..Template::default()
+        };
+        let p = predict(&run(
+            trainplan_model::testing::gpt3("gpt3-1.3b", 24, 2048, 16),
+            t,
+        ))
+        .unwrap();
+        assert_eq!((p.strategy.tp, p.strategy.pp, p.strategy.dp), (2, 1, 32));
+        assert_eq!(p.strategy.recompute, Recompute::Full);
+        assert!(p.chosen.micro_batch && !p.chosen.tp && !p.chosen.zero);
+        assert!(p.choices().contains("micro_batch="), "{}", p.choices());
+        assert!(p.estimate.fits());
+    }
+
+    #[test]
+    fn an_moe_run_without_ep_tries_expert_parallelism() {
+        let mut model = trainplan_model::testing::gpt3("moe", 24, 2048, 16);
+        model.moe = Some(Moe {
+            experts: 8,
+            top_k: 2,
+        });
+        let t = Template {
+            tp: Some(1),
+            pp: Some(1),
+            dp: Some(64),
+            micro_batch: Some(1),
+            recompute: Some(Recompute::Full),
+            zero: Some(1),
+            ..Template::default()
+        };
+        let p = predict(&run(model, t)).unwrap();
+        assert!(p.chosen.ep);
+        assert!(p.choices().contains("ep="), "{}", p.choices());
+        assert_eq!(8 % p.strategy.ep, 0);
     }
 }
