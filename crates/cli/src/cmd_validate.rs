@@ -51,6 +51,8 @@ pub struct Row {
     tp: Option<u32>,
     pp: Option<u32>,
     dp: Option<u32>,
+    cp: Option<u32>,
+    ep: Option<u32>,
     vpp: Option<u32>,
     micro_batch: Option<u32>,
     recompute: Option<String>,
@@ -130,6 +132,8 @@ pub fn predict_rows(rows: &[RunRow], db: &Database, path: &str) -> Vec<Row> {
                     out.tp = Some(s.tp);
                     out.pp = Some(s.pp);
                     out.dp = Some(s.dp);
+                    out.cp = Some(s.cp);
+                    out.ep = Some(s.ep);
                     out.vpp = Some(s.vpp);
                     out.micro_batch = Some(s.micro_batch);
                     out.recompute = Some(s.recompute.as_str().to_string());
@@ -294,6 +298,8 @@ fn to_csv(rows: &[Row]) -> anyhow::Result<Vec<u8>> {
         "choices",
         "bottleneck",
         "skipped",
+        "cp",
+        "ep",
     ])?;
     for r in rows {
         w.write_record([
@@ -322,6 +328,8 @@ fn to_csv(rows: &[Row]) -> anyhow::Result<Vec<u8>> {
             r.choices.clone(),
             r.bottleneck.clone(),
             r.skipped.clone(),
+            opt(r.cp),
+            opt(r.ep),
         ])?;
     }
     w.into_inner()
@@ -372,10 +380,16 @@ fn to_table(rows: &[Row], summary: &Summary) -> String {
             opt(r.measured_oom),
             opt(r.predicted_fits),
             format!(
-                "tp{} pp{} dp{} v{} mb{} z{} {}{}",
+                "tp{} pp{} dp{}{} v{} mb{} z{} {}{}",
                 opt(r.tp),
                 opt(r.pp),
                 opt(r.dp),
+                match (r.cp.unwrap_or(1), r.ep.unwrap_or(1)) {
+                    (1, 1) => String::new(),
+                    (cp, 1) => format!(" cp{cp}"),
+                    (1, ep) => format!(" ep{ep}"),
+                    (cp, ep) => format!(" cp{cp} ep{ep}"),
+                },
                 opt(r.vpp),
                 opt(r.micro_batch),
                 opt(r.zero),
