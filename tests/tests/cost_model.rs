@@ -28,7 +28,7 @@ prop_compose! {
         layers_per_8 in 1u32..=12,
         heads_per_8 in 1u32..=16,
         head_dim in prop::sample::select(vec![64u32, 128]),
-        kv_div in prop::sample::select(vec![1u32, 2, 4, 8]),
+        gqa in any::<bool>(),
         ffn_mult in 2u32..=5,
         vocab in 8_000u32..=160_000,
         swiglu in any::<bool>(),
@@ -37,7 +37,8 @@ prop_compose! {
     ) -> Model {
         let n_heads = heads_per_8 * 8;
         let hidden = n_heads * head_dim;
-        let n_kv_heads = (n_heads / kv_div).max(8);
+        // Multi-head, or 8 key/value groups: both divisible by every tp up to 8, as tp must be.
+        let n_kv_heads = if gqa { 8 } else { n_heads };
         Model {
             id: "random".into(),
             n_layers: layers_per_8 * 8,

@@ -173,7 +173,9 @@ fn infeasible_field(e: &Infeasible) -> (&'static str, &'static str) {
     match e {
         Infeasible::GpuCount { .. } => ("strategy", "dp"),
         Infeasible::ZeroDegree { field } => ("strategy", field),
-        Infeasible::TpHeads { .. } | Infeasible::TpFfn { .. } => ("strategy", "tp"),
+        Infeasible::TpHeads { .. } | Infeasible::TpKvHeads { .. } | Infeasible::TpFfn { .. } => {
+            ("strategy", "tp")
+        }
         Infeasible::TooFewLayers { .. } => ("strategy", "pp"),
         Infeasible::Interleaving { .. } | Infeasible::UnevenChunks { .. } => ("strategy", "vpp"),
         Infeasible::Batch { .. } => ("strategy", "micro_batch"),

@@ -484,16 +484,34 @@ fn build_model(
         message,
     };
     if let Some(preset) = &m.preset {
-        let inline_given = m.n_layers.is_some()
-            || m.hidden.is_some()
-            || m.n_heads.is_some()
-            || m.ffn.is_some()
-            || m.vocab.is_some();
-        if inline_given {
+        // Every architecture field belongs to an inline model: next to a preset it would be
+        // silently ignored, so name the first one given.
+        let given = [
+            ("name", m.name.is_some()),
+            ("n_layers", m.n_layers.is_some()),
+            ("hidden", m.hidden.is_some()),
+            ("n_heads", m.n_heads.is_some()),
+            ("n_kv_heads", m.n_kv_heads.is_some()),
+            ("ffn", m.ffn.is_some()),
+            ("ffn_act", m.ffn_act.is_some()),
+            ("vocab", m.vocab.is_some()),
+            ("seq_len", m.seq_len.is_some()),
+            ("tied_embeddings", m.tied_embeddings.is_some()),
+            ("positions", m.positions.is_some()),
+            ("linear_bias", m.linear_bias.is_some()),
+            ("dropout", m.dropout.is_some()),
+            ("moe_experts", m.moe_experts.is_some()),
+            ("moe_top_k", m.moe_top_k.is_some()),
+        ];
+        if let Some((key, _)) = given.iter().find(|(_, set)| *set) {
+            let hint = if *key == "seq_len" {
+                "; set the training sequence length in [job].seq_len"
+            } else {
+                "; copy the preset into an inline [model] to change its architecture"
+            };
             return Err(field_err(
-                "preset",
-                "give either `preset` or the inline architecture (n_layers, hidden, ...), not both"
-                    .into(),
+                key,
+                format!("`{key}` cannot be combined with `preset` (it would be ignored){hint}"),
             ));
         }
         let p = db.model(preset, &tomlfile::locate(path, text, "model", "preset"))?;

@@ -41,6 +41,14 @@ pub enum Infeasible {
         /// Heads.
         n_heads: u32,
     },
+    /// Tensor parallelism must divide the key/value heads.
+    #[error("tp {tp} does not divide the {n_kv_heads} key/value heads (GQA); keep tp at or below the KV heads")]
+    TpKvHeads {
+        /// Tensor-parallel degree.
+        tp: u32,
+        /// Key/value heads.
+        n_kv_heads: u32,
+    },
     /// Tensor parallelism must divide the FFN width.
     #[error("tp {tp} does not divide the FFN width {ffn}")]
     TpFfn {
@@ -152,7 +160,7 @@ impl Infeasible {
         match self {
             Infeasible::GpuCount { .. } => "gpu_count",
             Infeasible::ZeroDegree { .. } => "zero_degree",
-            Infeasible::TpHeads { .. } => "tp_heads",
+            Infeasible::TpHeads { .. } | Infeasible::TpKvHeads { .. } => "tp_heads",
             Infeasible::TpFfn { .. } => "tp_ffn",
             Infeasible::TooFewLayers { .. } => "too_few_layers",
             Infeasible::UnevenChunks { .. } => "uneven_chunks",

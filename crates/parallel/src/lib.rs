@@ -85,6 +85,17 @@ pub fn evaluate(
 ) -> Result<Estimate, Infeasible> {
     strategy.check(model, cluster, job)?;
     let memory = memory::memory(model, cluster, job, strategy);
+    Ok(priced(model, cluster, job, strategy, memory))
+}
+
+/// The time half of the cost model and the figures derived from it, for a checked strategy.
+fn priced(
+    model: &Model,
+    cluster: &Cluster,
+    job: &Job,
+    strategy: &Strategy,
+    memory: MemoryBreakdown,
+) -> Estimate {
     let (time, grad_accum) = time::step_time(model, cluster, job, strategy);
     let flops = model.flops_per_token(job.seq_len);
     let tokens_per_step = f64::from(job.global_batch) * f64::from(job.seq_len);
@@ -96,7 +107,7 @@ pub fn evaluate(
     let hfu =
         flops.hardware(strategy.effective_recompute()).get() * tokens_per_s_per_gpu / peak.get();
     let bottleneck = time::bottleneck(&time, &memory);
-    Ok(Estimate {
+    Estimate {
         memory,
         time,
         grad_accum,
@@ -106,7 +117,7 @@ pub fn evaluate(
         hfu,
         model_flops_per_token: flops.model(),
         bottleneck,
-    })
+    }
 }
 
 /// Prices `strategy` and rejects it when it does not fit in memory.
@@ -117,15 +128,16 @@ pub fn estimate(
     job: &Job,
     strategy: &Strategy,
 ) -> Result<Estimate, Infeasible> {
-    let e = evaluate(model, cluster, job, strategy)?;
-    if e.fits() {
-        Ok(e)
-    } else {
-        Err(Infeasible::OutOfMemory {
-            needed: e.memory.total,
-            capacity: e.memory.capacity,
-        })
+    strategy.check(model, cluster, job)?;
+    // Memory first: a plan that does not fit is rejected before its step is timed.
+    let memory = memory::memory(model, cluster, job, strategy);
+    if !memory.fits() {
+        return Err(Infeasible::OutOfMemory {
+            needed: memory.total,
+            capacity: memory.capacity,
+        });
     }
+    Ok(priced(model, cluster, job, strategy, memory))
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Memory per GPU: model states, activations, communication buffers and a reserve.
 //!
 //! Model states follow Rajbhandari et al. 2020 (ZeRO, section 3): mixed-precision Adam keeps
-//! 16-bit weights, gradients (fp32 here when accumulated in fp32), and 12 bytes of fp32 master
+//! 16-bit weights, 16-bit gradients plus an fp32 accumulation buffer, and 12 bytes of fp32 master
 //! weights and moments per parameter; stage 1 shards the 12 bytes over the data-parallel group,
 //! stage 2 the gradients too, stage 3 the weights as well (FSDP full shard keeps the fp32 shard
 //! as the master copy and gathers 16-bit layers on demand, Zhao et al. 2023, section 3).
@@ -124,12 +124,18 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
         let grads = if s.zero >= 3 {
             job.grad_bytes * params / shard
         } else {
-            let accum = if job.precision == crate::Precision::Fp16 && s.zero >= 1 {
-                job.grad_bytes / shard
+            // The 16-bit gradient autograd writes, sharded from ZeRO-2 on.
+            let g16 = WEIGHT_BYTES * params / if s.zero >= 2 { shard } else { 1.0 };
+            // A wider accumulation buffer exists only when gradients accumulate in more than 16
+            // bits; fp16's loss-scaled training keeps it for the rank's own shard from ZeRO-1 on.
+            let wide = if job.grad_bytes > WEIGHT_BYTES {
+                let sharded =
+                    s.zero >= 2 || (job.precision == crate::Precision::Fp16 && s.zero >= 1);
+                job.grad_bytes * params / if sharded { shard } else { 1.0 }
             } else {
-                job.grad_bytes
+                0.0
             };
-            (WEIGHT_BYTES + accum) * params / if s.zero >= 2 { shard } else { 1.0 }
+            g16 + wide
         };
         let opt = OPTIMIZER_BYTES_PER_PARAM * params / if s.zero >= 1 { shard } else { 1.0 };
         (Bytes(weights), Bytes(grads), Bytes(opt))
@@ -162,6 +168,15 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
         1.0
     };
     let stored = per_layer * (layers * in_flight * interleave);
+    // The last rank warms up (v-1)·p model chunks before its first backward under interleaving
+    // (Narayanan et al. 2021, section 2.2.2), one micro-batch otherwise: in units of its layers,
+    // ((v-1)·p + 1)/v.
+    let last_in_flight = if s.vpp > 1 {
+        let (p, v) = (f64::from(s.pp), f64::from(s.vpp));
+        (((v - 1.0) * p + 1.0) / v).min(f64::from(m))
+    } else {
+        1.0
+    };
     // During backward one layer at a time is rematerialised in full (recomputation's working set).
     let kept_all = ActivationConfig {
         recompute: Recompute::None,
@@ -215,7 +230,7 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
     // The last stage holds one micro-batch of its layers in flight, plus the logits.
     let last = stage(
         last_params,
-        per_layer * (layers * interleave) + working + logits,
+        per_layer * (layers * last_in_flight) + working + logits,
     );
     if last.total.get() > first.total.get() {
         last

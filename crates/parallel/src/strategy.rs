@@ -134,6 +134,13 @@ impl Strategy {
                 n_heads: model.n_heads,
             });
         }
+        // Megatron splits the key/value heads over tp as well (it divides num_query_groups by tp).
+        if model.n_kv_heads % self.tp != 0 {
+            return Err(Infeasible::TpKvHeads {
+                tp: self.tp,
+                n_kv_heads: model.n_kv_heads,
+            });
+        }
         if model.ffn % self.tp != 0 {
             return Err(Infeasible::TpFfn {
                 tp: self.tp,

@@ -14,8 +14,10 @@ use trainplan_hardware::{Cluster, Collective, Group};
 use trainplan_model::{Model, Recompute};
 use trainplan_units::{Bytes, Flops, Seconds};
 
-/// Bytes of a 16-bit activation or weight element on the wire.
+/// Bytes of a 16-bit activation element on the wire.
 const ACT_BYTES: f64 = 2.0;
+/// Bytes of a 16-bit weight on the wire.
+const WEIGHT_BYTES: f64 = 2.0;
 /// Bytes each Adam update reads and writes per parameter: gradient (4), master weight, two
 /// moments (3 × 4 read + 3 × 4 written) and the new 16-bit weight (2).
 const OPTIMIZER_TRAFFIC_BYTES: f64 = 30.0;
@@ -203,9 +205,9 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
     // Backward is twice the forward for products (Narayanan et al. 2021, section 5.1); a fused
     // attention backward recomputes the scores, 2.5× its forward (Dao 2023, section 3.1.2).
     let attn_bwd_factor = if s.flash_attention { 2.5 } else { 2.0 };
-    let (mm_recompute, attn_recompute) = match s.recompute {
+    let (mm_recompute, attn_recompute) = match s.effective_recompute() {
         Recompute::None => (0.0, 0.0),
-        Recompute::Selective => (0.0, if s.flash_attention { 0.0 } else { 1.0 }),
+        Recompute::Selective => (0.0, 1.0),
         Recompute::Full => (1.0, 1.0),
     };
     let attn_t = attn_fwd / attn_rate;
@@ -255,12 +257,13 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
     // their gradients in backward, overlapped with the attention blocks (Liu et al. 2023,
     // "Ring Attention", section 3).
     let cp_t = if s.cp > 1 {
-        let kv = Bytes(2.0 * tokens * model.kv_dim() * ACT_BYTES / tp);
+        let kv_bytes = Bytes(2.0 * tokens * model.kv_dim() * ACT_BYTES / tp);
         let cp_group = Group {
             size: s.cp,
             stride: s.tp,
         };
-        let ring = cluster.collective_time(Collective::AllGather, kv * f64::from(s.cp), cp_group);
+        let ring =
+            cluster.collective_time(Collective::AllGather, kv_bytes * f64::from(s.cp), cp_group);
         let comm = ring * (1.0 + 2.0 + attn_recompute);
         let hidden_by = attn_t * (1.0 + attn_bwd_factor + attn_recompute);
         overlapped(comm, hidden_by, eff.overlap_penalty) * layers
@@ -285,9 +288,10 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
     };
 
     // Pipeline: each model chunk receives activations forward and gradients backward; Megatron's
-    // scatter-gather sends 1/t of the tensor when sequence parallel (Narayanan et al. 2021, 4.1).
+    // scatter/gather optimisation sends 1/t of the tensor from each tensor-parallel rank and
+    // all-gathers it over the fast links on arrival (Narayanan et al. 2021, section 4.1).
     let pp_t = if s.pp > 1 {
-        let msg = if s.sp_active() { act * (1.0 / tp) } else { act };
+        let msg = act * (1.0 / tp);
         let group = Group {
             size: 2,
             stride: s.tp * s.cp * s.dp,
@@ -361,22 +365,34 @@ pub(crate) fn step_time(
             let ar = collective(Collective::AllReduce, job.grad_bytes);
             (overlapped(ar, mb.backward, penalty), ar)
         }
-        1 | 2 => {
+        1 => {
             // Reduce-scatter of gradients during the last backward, all-gather of the updated
             // weights overlapped with the next forward (Megatron distributed optimizer).
             let rs = collective(Collective::ReduceScatter, job.grad_bytes);
-            let ag = collective(Collective::AllGather, ACT_BYTES);
+            let ag = collective(Collective::AllGather, WEIGHT_BYTES);
             (
                 overlapped(rs, mb.backward, penalty)
                     + overlapped(ag, mb.compute - mb.backward, penalty),
                 rs + ag,
             )
         }
+        2 => {
+            // ZeRO-2 keeps only its gradient shard, so gradients are reduce-scattered every
+            // micro-batch, each behind that micro-batch's backward (Rajbhandari et al. 2020,
+            // section 5.2); the updated weights are all-gathered once per step.
+            let rs = collective(Collective::ReduceScatter, job.grad_bytes);
+            let ag = collective(Collective::AllGather, WEIGHT_BYTES);
+            (
+                overlapped(rs, mb.backward, penalty) * mf
+                    + overlapped(ag, mb.compute - mb.backward, penalty),
+                rs * mf + ag,
+            )
+        }
         _ => {
             // FSDP: gather weights for forward and again for backward, reduce-scatter gradients,
             // every micro-batch; each hides behind that micro-batch's compute except the first
             // layer's gather.
-            let ag = collective(Collective::AllGather, ACT_BYTES);
+            let ag = collective(Collective::AllGather, WEIGHT_BYTES);
             let rs = collective(Collective::ReduceScatter, job.grad_bytes);
             let comm = ag * 2.0 + rs;
             let layers = f64::from(s.max_layers_per_rank(model));
@@ -385,13 +401,16 @@ pub(crate) fn step_time(
         }
     };
 
-    let shard = if s.zero >= 1 {
-        f64::from(s.dp * s.cp)
+    // Each rank updates its ZeRO shard: dense weights over dp × cp, experts over dp × cp / ep.
+    let (dense_shard, expert_shard) = if s.zero >= 1 {
+        let d = f64::from(s.dp) * f64::from(s.cp);
+        (d, (d / f64::from(s.ep)).max(1.0))
     } else {
-        1.0
+        (1.0, 1.0)
     };
     let eff = &cluster.accelerator.efficiency;
-    let optimizer = Bytes(OPTIMIZER_TRAFFIC_BYTES * params / shard)
+    let updated = (params - experts) / dense_shard + experts / expert_shard;
+    let optimizer = Bytes(OPTIMIZER_TRAFFIC_BYTES * updated)
         / (cluster.accelerator.hbm_bandwidth * eff.hbm_fraction);
 
     let compute = mb.compute * mf;

@@ -198,14 +198,17 @@ fn apply(obs: &mut [Observation], params: &[Param], values: &[f64]) {
 
 /// `ln(predicted / measured)` for every observation (0 where the run cannot be predicted).
 pub fn residuals(obs: &[Observation]) -> Vec<f64> {
-    obs.par_iter()
-        .map(|o| match predict(&o.run) {
-            Ok(p) if p.estimate.tokens_per_s_per_gpu > 0.0 => {
-                (p.estimate.tokens_per_s_per_gpu / o.tokens_per_s_per_gpu).ln()
-            }
-            _ => 0.0,
-        })
-        .collect()
+    obs.par_iter().map(|o| residual(o).unwrap_or(0.0)).collect()
+}
+
+/// `ln(predicted / measured)` of one observation, `None` when it cannot be predicted.
+fn residual(o: &Observation) -> Option<f64> {
+    match predict(&o.run) {
+        Ok(p) if p.estimate.tokens_per_s_per_gpu > 0.0 => {
+            Some((p.estimate.tokens_per_s_per_gpu / o.tokens_per_s_per_gpu).ln())
+        }
+        _ => None,
+    }
 }
 
 fn rms(r: &[f64]) -> f64 {
@@ -217,6 +220,8 @@ fn rms(r: &[f64]) -> f64 {
 
 /// Fits `params` (starting values taken from the observations) by Levenberg-Marquardt.
 pub fn fit(mut obs: Vec<Observation>, mut params: Vec<Param>, max_iterations: usize) -> Fit {
+    // Runs the cost model cannot price inform nothing, and would dilute the rms with zeros.
+    obs.retain(|o| residual(o).is_some());
     let n = params.len();
     let mut x: Vec<f64> = params.iter().map(|p| p.value).collect();
     apply(&mut obs, &params, &x);
@@ -311,7 +316,7 @@ pub fn cross_validate(obs: &[Observation], max_iterations: usize) -> Vec<(String
             let fitted = fit(train, params, max_iterations);
             let values: Vec<f64> = fitted.params.iter().map(|p| p.value).collect();
             apply(&mut held, &fitted.params, &values);
-            let errors = residuals(&held).into_iter().map(f64::exp_m1).collect();
+            let errors = held.iter().filter_map(residual).map(f64::exp_m1).collect();
             (source.to_string(), errors)
         })
         .collect()

@@ -270,7 +270,7 @@ impl SearchBuilder {
                 let cluster = (ti * spec.n_gpus.len() + ni) as u32;
                 for (ji, &g) in spec.global_batch.iter().enumerate() {
                     for tp in 1..=max_tp.min(n) {
-                        if n % tp != 0 || model.n_heads % tp != 0 {
+                        if n % tp != 0 || model.n_heads % tp != 0 || model.n_kv_heads % tp != 0 {
                             continue;
                         }
                         for &cp in &spec.cp {

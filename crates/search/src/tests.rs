@@ -94,7 +94,7 @@ fn exhaustive(objective: Objective, k: usize) -> (TopK, BTreeMap<&'static str, u
         for &g in &spec.global_batch {
             let job = job(g, 260e9);
             for tp in 1..=8u32 {
-                if n % tp != 0 || model.n_heads % tp != 0 {
+                if n % tp != 0 || model.n_heads % tp != 0 || model.n_kv_heads % tp != 0 {
                     continue;
                 }
                 for pp in 1..=(n / tp) {

@@ -133,8 +133,9 @@ fn appeal(s: &Strategy, e: &Estimate) -> f64 {
     e.tokens_per_s * (1.0 - FEATURE_HURDLE * f64::from(features))
 }
 
+/// Divisors of `n` in increasing order (O(√n), shared with the sweep's space).
 fn divisors(n: u32) -> impl Iterator<Item = u32> {
-    (1..=n).filter(move |d| n % d == 0)
+    crate::space::divisors(n).into_iter()
 }
 
 /// Predicts `run`, choosing unstated layout fields. Errors with the first reason the stated
@@ -143,7 +144,8 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
     let t = &run.template;
     let n = run.cluster.n_gpus;
     let cp = t.cp.unwrap_or(1);
-    let gpn = run.cluster.node.gpus_per_node;
+    // tp stays inside the scale-up domain, as the sweep keeps it by default.
+    let gpn = run.cluster.node.scaleup_domain.max(1);
     let tps: Vec<u32> = match t.tp {
         Some(tp) => vec![tp],
         None => divisors(gpn.min(n)).collect(),
@@ -173,8 +175,8 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
             let per_replica = run.job.global_batch / dp.max(1);
             let mbs: Vec<u32> = match t.micro_batch {
                 Some(mb) => vec![mb],
-                None => divisors(per_replica.max(1))
-                    .filter(|mb| *mb <= 64)
+                None => (1..=per_replica.clamp(1, 64))
+                    .filter(|mb| per_replica % mb == 0)
                     .collect(),
             };
             let vpps: Vec<u32> = match t.vpp {
@@ -201,7 +203,7 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
             let eps: Vec<u32> = match (t.ep, run.model.moe) {
                 (Some(ep), _) => vec![ep],
                 (None, Some(moe)) => divisors(moe.experts)
-                    .filter(|e| (dp * cp) % e == 0)
+                    .filter(|&e| (u64::from(dp) * u64::from(cp)) % u64::from(e) == 0)
                     .collect(),
                 (None, None) => vec![1],
             };
