@@ -75,6 +75,14 @@ impl Cluster {
         }
     }
 
+    /// Members of `group` that share one scale-up domain (a host for HGX, a rack for NVL72), whose
+    /// traffic to other domains leaves through their own NIC shares.
+    #[inline]
+    fn members_per_domain(&self, group: Group) -> u32 {
+        let domain = self.node.scaleup_domain.max(self.node.gpus_per_node);
+        (domain / group.stride.max(1)).clamp(1, group.size)
+    }
+
     /// Achievable bus bandwidth of `group` and the tier that limits it.
     #[inline]
     pub fn bus_bandwidth(&self, group: Group) -> (ByteRate, LinkTier) {
@@ -82,9 +90,9 @@ impl Cluster {
         let bw = match tier {
             LinkTier::Local | LinkTier::ScaleUp => self.scaleup_busbw,
             LinkTier::ScaleOut => {
-                // Members of the group sharing one node each drive their own NIC share.
-                let per_node = (self.node.gpus_per_node / group.stride.max(1)).clamp(1, group.size);
-                (self.scaleout_busbw_per_gpu * f64::from(per_node)).min(self.scaleup_busbw)
+                // Members of the group inside one scale-up domain each drive their own NIC share.
+                let per_domain = self.members_per_domain(group);
+                (self.scaleout_busbw_per_gpu * f64::from(per_domain)).min(self.scaleup_busbw)
             }
         };
         (bw, tier)
@@ -123,10 +131,9 @@ impl Cluster {
             // leave through the rank's own NIC share, those for node mates go over the scale-up
             // links, both at once.
             (Collective::AllToAll, LinkTier::ScaleOut) => {
-                let per_node =
-                    f64::from((self.node.gpus_per_node / group.stride.max(1)).clamp(1, group.size));
-                let remote = (n - per_node) / n;
-                let local = (per_node - 1.0) / n;
+                let per_domain = f64::from(self.members_per_domain(group));
+                let remote = (n - per_domain) / n;
+                let local = (per_domain - 1.0) / n;
                 ((bytes * remote) / self.scaleout_busbw_per_gpu)
                     .max((bytes * local) / self.scaleup_busbw)
             }
@@ -197,6 +204,32 @@ mod tests {
         assert!((a2a - 0.5 / 22.5).abs() < 1e-3, "{a2a}");
         let ag = c.collective_time(Collective::AllGather, bytes, g).get();
         assert!(a2a > 3.0 * ag, "{a2a} vs {ag}");
+    }
+
+    #[test]
+    fn a_rack_scale_domain_drives_every_member_nic() {
+        // GB200 NVL72-like: 4 GPUs per host, 72 in the NVLink domain. A group of 18 with stride 8
+        // spans two racks with 9 members in each; each member sends through its own NIC share.
+        let mut node = a100_cluster(144).node;
+        node.gpus_per_node = 4;
+        node.scaleup_domain = 72;
+        node.nics_per_node = 4;
+        let c = Cluster::new(a100_cluster(144).accelerator, node, 144).unwrap();
+        let (bw, tier) = c.bus_bandwidth(Group {
+            size: 18,
+            stride: 8,
+        });
+        assert_eq!(tier, LinkTier::ScaleOut);
+        assert!((bw.gbps() - 9.0 * 22.5).abs() < 1e-9, "{}", bw.gbps());
+    }
+
+    #[test]
+    fn fewer_gpus_per_host_keep_each_gpus_network_share() {
+        let node = a100_cluster(8).node.with_gpus_per_node(4);
+        assert_eq!(node.scaleup_domain, 4);
+        let c = Cluster::new(a100_cluster(8).accelerator, node, 8).unwrap();
+        assert!((c.scaleout_busbw_per_gpu.gbps() - 22.5).abs() < 1e-9);
+        assert_eq!(c.tier(Group { size: 8, stride: 1 }), LinkTier::ScaleOut);
     }
 
     #[test]

@@ -159,6 +159,26 @@ pub struct Node {
     pub nic_gbit_s: f64,
 }
 
+impl Node {
+    /// The same layout with `gpus_per_node` accelerators per host: a scale-up domain that was the
+    /// host follows it, and the NIC rate scales so that each GPU keeps its share of the network.
+    #[must_use]
+    pub fn with_gpus_per_node(&self, gpus_per_node: u32) -> Node {
+        let g = gpus_per_node.max(1);
+        let old = self.gpus_per_node.max(1);
+        Node {
+            gpus_per_node: g,
+            scaleup_domain: if self.scaleup_domain == old {
+                g
+            } else {
+                self.scaleup_domain.max(g)
+            },
+            nic_gbit_s: self.nic_gbit_s * f64::from(g) / f64::from(old),
+            ..self.clone()
+        }
+    }
+}
+
 /// A cluster: an accelerator, a node layout and a number of GPUs, with derived link figures.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cluster {

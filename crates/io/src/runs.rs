@@ -497,8 +497,7 @@ impl RunRow {
             .map_err(|_| Skip(format!("no node layout for gpu `{}`", self.gpu)))?
             .clone();
         if let Some(g) = self.gpus_per_node {
-            node.gpus_per_node = g;
-            node.scaleup_domain = node.scaleup_domain.max(g);
+            node = node.with_gpus_per_node(g);
         }
         let n_gpus = self.n_gpus.ok_or_else(|| missing("n_gpus"))?;
         let cluster = trainplan_hardware::Cluster::new(accelerator, node, n_gpus)

@@ -350,8 +350,7 @@ impl Scenario {
                     format!("must be between 1 and 1024, found {g}"),
                 ));
             }
-            node.gpus_per_node = g;
-            node.scaleup_domain = node.scaleup_domain.max(g);
+            node = node.with_gpus_per_node(g);
         }
         if let Some(n) = file.cluster.n_gpus {
             if n == 0 || n > 1_000_000 {
