@@ -112,7 +112,6 @@ pub(crate) fn stage_params(model: &Model, s: &Strategy) -> StageParams {
 
 pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> MemoryBreakdown {
     let sp = stage_params(model, s);
-    let (first_params, last_params, per_layer_params) = (sp.first, sp.last, sp.per_layer);
     let dense_shard = f64::from(s.dp) * f64::from(s.cp);
     let expert_shard = (dense_shard / f64::from(s.ep)).max(1.0);
     let states_of = |params: f64, shard: f64| -> (Bytes, Bytes, Bytes) {
@@ -195,7 +194,7 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
     // ZeRO-3 gathers a layer's 16-bit weights ahead of use (current + prefetched) and holds one
     // layer's unsharded gradients before reduce-scatter.
     let zero3_buffers = if s.zero >= 3 {
-        per_layer_params * (2.0 * WEIGHT_BYTES + job.grad_bytes)
+        sp.per_layer * (2.0 * WEIGHT_BYTES + job.grad_bytes)
     } else {
         0.0
     };
@@ -224,12 +223,12 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
         }
     };
     if s.pp == 1 {
-        return stage(first_params, stored + working + logits);
+        return stage(sp.first, stored + working + logits);
     }
-    let first = stage(first_params, stored + working);
+    let first = stage(sp.first, stored + working);
     // The last stage holds one micro-batch of its layers in flight, plus the logits.
     let last = stage(
-        last_params,
+        sp.last,
         per_layer * (layers * last_in_flight) + working + logits,
     );
     if last.total.get() > first.total.get() {

@@ -163,10 +163,7 @@ impl Strategy {
             });
         }
         let per_step = u64::from(self.dp) * u64::from(self.micro_batch);
-        if per_step == 0
-            || u64::from(job.global_batch) % per_step != 0
-            || u64::from(job.global_batch) < per_step
-        {
+        if u64::from(job.global_batch) % per_step != 0 || u64::from(job.global_batch) < per_step {
             return Err(Infeasible::Batch {
                 global_batch: job.global_batch,
                 dp: self.dp,

@@ -342,11 +342,11 @@ pub(crate) fn step_time(
     let bubble = per_mb * ((f64::from(s.pp) - 1.0) / f64::from(s.vpp));
 
     // Data parallelism over every rank holding the same weights: dp × cp, stride tp.
-    let params = s.params_per_gpu(model);
     // Dense weights are replicated over the dp × cp ranks (stride tp); MoE expert weights only
     // over the dp × cp / ep ranks that hold the same experts (Megatron's expert data parallelism,
     // ranks ordered tp, cp, ep, dp).
-    let experts = crate::memory::stage_params(model, s).experts;
+    let stage = crate::memory::stage_params(model, s);
+    let (params, experts) = (stage.first.max(stage.last), stage.experts);
     let dp_group = Group {
         size: s.dp * s.cp,
         stride: s.tp,
