@@ -17,15 +17,11 @@ fn bench(c: &mut Criterion) {
         dp: 8,
         tp: 8,
         pp: 16,
-        cp: 1,
-        ep: 1,
         vpp: 2,
-        micro_batch: 1,
         zero: 1,
         recompute: Recompute::Selective,
         sequence_parallel: true,
-        flash_attention: true,
-        tp_overlap: false,
+        ..Strategy::default()
     };
     let mut group = c.benchmark_group("estimate");
     group.throughput(Throughput::Elements(1));

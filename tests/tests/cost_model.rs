@@ -67,15 +67,11 @@ fn base(dp: u32, tp: u32, pp: u32, mb: u32, zero: u8, recompute: Recompute, sp: 
         dp,
         tp,
         pp,
-        cp: 1,
-        ep: 1,
-        vpp: 1,
         micro_batch: mb,
         zero,
         recompute,
         sequence_parallel: sp,
-        flash_attention: true,
-        tp_overlap: false,
+        ..Strategy::default()
     }
 }
 

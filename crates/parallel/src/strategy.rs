@@ -91,6 +91,27 @@ pub struct Strategy {
     pub tp_overlap: bool,
 }
 
+impl Default for Strategy {
+    /// One GPU, one sequence per micro-batch, no sharding or recomputation, fused attention:
+    /// the base that layouts override field by field.
+    fn default() -> Self {
+        Self {
+            dp: 1,
+            tp: 1,
+            pp: 1,
+            cp: 1,
+            ep: 1,
+            vpp: 1,
+            micro_batch: 1,
+            zero: 0,
+            recompute: Recompute::None,
+            sequence_parallel: false,
+            flash_attention: true,
+            tp_overlap: false,
+        }
+    }
+}
+
 impl Strategy {
     /// Micro-batches per optimizer step on each pipeline: `global_batch / (dp · micro_batch)`.
     #[inline]

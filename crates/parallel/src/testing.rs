@@ -33,14 +33,9 @@ pub fn strategy(dp: u32, tp: u32, pp: u32) -> Strategy {
         dp,
         tp,
         pp,
-        cp: 1,
-        ep: 1,
-        vpp: 1,
-        micro_batch: 1,
         zero: 1,
         recompute: Recompute::Selective,
         sequence_parallel: true,
-        flash_attention: true,
-        tp_overlap: false,
+        ..Strategy::default()
     }
 }

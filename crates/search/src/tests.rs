@@ -116,15 +116,12 @@ fn exhaustive(objective: Objective, k: usize) -> (TopK, BTreeMap<&'static str, u
                                             dp,
                                             tp,
                                             pp,
-                                            cp: 1,
-                                            ep: 1,
                                             vpp,
                                             micro_batch,
                                             zero,
                                             recompute,
                                             sequence_parallel: sp,
-                                            flash_attention: true,
-                                            tp_overlap: false,
+                                            ..Strategy::default()
                                         };
                                         if recompute == Recompute::Selective {
                                             // The sweep ranks this once, as `none`: check the
@@ -411,16 +408,10 @@ fn base_plan() -> Plan {
     let s = Strategy {
         dp: 8,
         tp: 8,
-        pp: 1,
-        cp: 1,
-        ep: 1,
-        vpp: 1,
-        micro_batch: 1,
         zero: 1,
         recompute: Recompute::Selective,
         sequence_parallel: true,
-        flash_attention: true,
-        tp_overlap: false,
+        ..Strategy::default()
     };
     let e = trainplan_parallel::evaluate(&model, &cluster, &job, &s).unwrap();
     Plan::new(0, 64, 8, &job, s, &e, Some(2.0))

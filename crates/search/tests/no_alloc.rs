@@ -35,15 +35,12 @@ fn estimate_and_ranking_allocate_nothing() {
                             dp,
                             tp,
                             pp,
-                            cp: 1,
-                            ep: 1,
                             vpp,
                             micro_batch,
                             zero,
                             recompute,
                             sequence_parallel: tp > 1,
-                            flash_attention: true,
-                            tp_overlap: false,
+                            ..Strategy::default()
                         });
                     }
                 }
