@@ -256,7 +256,6 @@ fn bundled_calibration_is_the_fit_of_the_public_runs() {
         "matmul_fraction",
         "attention_fraction",
         "fp8_matmul_fraction",
-        "matmul_half_dim",
         "overlap_penalty",
     ] {
         assert!(s.contains(field), "{field} missing from the fit:\n{s}");
@@ -275,9 +274,9 @@ fn cross_validation_reports_every_source_held_out() {
     for source in ["S1", "S2", "S5", "S6", "S9"] {
         assert!(s.contains(&format!("source {source}:")), "{s}");
     }
-    // Held-out accuracy today: 14.9% median over 174 runs; fail if it slips.
+    // Held-out accuracy today: 12.6% median over 174 runs; fail if it slips.
     let median = number_after(&s, "all held-out runs: 174 runs, median abs rel error");
-    assert!(median <= 16.0, "held-out median {median}%\n{s}");
+    assert!(median <= 13.0, "held-out median {median}%\n{s}");
 }
 
 #[test]
@@ -315,4 +314,52 @@ fn output_files_are_csv_unless_told_otherwise() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let written = std::fs::read_to_string(&file).unwrap();
     assert!(written.starts_with("scenario,model,params,"), "{written}");
+}
+
+/// Held-out median (percent) with the four calibrated accelerators' `matmul_half_dim` set to `d0`.
+fn held_out_median_with_half_dim(d0: f64) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let acc = dir.path().join("accelerators");
+    std::fs::create_dir(&acc).unwrap();
+    for id in ["a100-40gb", "a100-80gb", "h100-sxm", "h200"] {
+        let src =
+            std::fs::read_to_string(root().join(format!("hardware-db/accelerators/{id}.toml")))
+                .unwrap();
+        let line = src
+            .lines()
+            .find(|l| l.starts_with("matmul_half_dim = "))
+            .unwrap();
+        let patched = src.replace(line, &format!("matmul_half_dim = {d0:.1}"));
+        std::fs::write(acc.join(format!("{id}.toml")), patched).unwrap();
+    }
+    let out = trainplan(&[
+        "--hardware-db",
+        dir.path().to_str().unwrap(),
+        "validate",
+        &path("tests/data/runs-public.csv"),
+        "--cross-validate",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    number_after(
+        &text(&out.stdout),
+        "all held-out runs: 174 runs, median abs rel error",
+    )
+}
+
+#[test]
+fn the_bundled_shape_constant_is_the_cross_validated_choice() {
+    // hardware-db/calibration/README.md: fitted in-sample the shape constant climbs to ~450 and
+    // predicts unseen sources worse; the bundled 200 must keep beating it held out, and a smaller
+    // constant must not do clearly better.
+    let bundled = held_out_median_with_half_dim(200.0);
+    let in_sample_optimum = held_out_median_with_half_dim(453.5);
+    let smaller = held_out_median_with_half_dim(100.0);
+    assert!(
+        bundled + 1.0 <= in_sample_optimum,
+        "held out: {bundled}% at 200 against {in_sample_optimum}% at 453.5"
+    );
+    assert!(
+        bundled <= smaller + 0.3,
+        "held out: {bundled}% at 200 against {smaller}% at 100"
+    );
 }

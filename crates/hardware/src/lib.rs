@@ -83,7 +83,7 @@ impl Default for Efficiency {
     fn default() -> Self {
         Self {
             matmul_fraction: 0.75,
-            matmul_half_dim: 256.0,
+            matmul_half_dim: 200.0,
             fp8_matmul_fraction: 0.6,
             attention_fraction: 0.5,
             hbm_fraction: 0.85,
