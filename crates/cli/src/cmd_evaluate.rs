@@ -457,8 +457,14 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
     );
     let _ = writeln!(
         o,
-        "- communication buffers {}, reserve {} (runtime context and allocator fragmentation).\n",
+        "- communication buffers {}{}, reserve {} (runtime context and allocator fragmentation).\n",
         gib(mem.comm_buffers),
+        match s.zero {
+            1 | 2 =>
+                " (including ZeRO's 5e8-element gradient-reduction bucket, DeepSpeed's default)",
+            3 => " (gathered layer weights and unsharded layer gradients)",
+            _ => "",
+        },
         gib(mem.reserve)
     );
 

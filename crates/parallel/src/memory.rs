@@ -21,6 +21,8 @@ const WEIGHT_BYTES: f64 = 2.0;
 /// per process on A100/H100) and NCCL's channel buffers for the tp, dp and pp communicators
 /// (4 MiB per channel and peer by default, ~1 GiB in all).
 const RUNTIME_OVERHEAD_BYTES: f64 = 2.0 * GIB;
+/// Elements in ZeRO-1/2's gradient-reduction bucket (DeepSpeed's `reduce_bucket_size` default).
+const ZERO_REDUCE_BUCKET_ELEMENTS: f64 = 5e8;
 /// Fraction of the activation and buffer peak lost to caching-allocator fragmentation
 /// (PyTorch's reserved minus allocated, typically 5-15% in long training runs).
 const FRAGMENTATION_FRACTION: f64 = 0.08;
@@ -198,6 +200,17 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
     } else {
         0.0
     };
+    // ZeRO-1/2 reduce the gradients through one flat 16-bit bucket of reduce_bucket_size
+    // elements, 5e8 by default (DeepSpeed `runtime/zero/stage_1_and_2.py`, the `ipg_buffer`
+    // allocated before reduction; `zero/config.py` default), never larger than the rank's
+    // gradients and absent when there is no data-parallel peer to reduce with.
+    let zero12_bucket = |params: f64| -> f64 {
+        if (s.zero == 1 || s.zero == 2) && dense_shard > 1.0 {
+            WEIGHT_BYTES * params.min(ZERO_REDUCE_BUCKET_ELEMENTS)
+        } else {
+            0.0
+        }
+    };
     // Pipeline send/receive buffers: one activation tensor each way.
     let p2p = if s.pp > 1 {
         2.0 * 2.0 * sbh / f64::from(s.tp)
@@ -207,7 +220,7 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
 
     let stage = |params: f64, activations: Bytes| -> MemoryBreakdown {
         let (weights, gradients, optimizer) = states(params);
-        let comm_buffers = Bytes(zero3_buffers + p2p);
+        let comm_buffers = Bytes(zero3_buffers + p2p + zero12_bucket(params));
         let dynamic = activations + comm_buffers;
         let reserve = Bytes(RUNTIME_OVERHEAD_BYTES) + dynamic * FRAGMENTATION_FRACTION;
         let total = weights + gradients + optimizer + dynamic + reserve;
@@ -281,6 +294,25 @@ mod tests {
         );
         // ep cuts the weights each rank holds by far more than it adds to optimizer shards.
         assert!(sharded_experts.total.get() < dense_only.total.get());
+    }
+
+    #[test]
+    fn zero_1_and_2_hold_one_gradient_bucket_when_there_is_a_peer() {
+        // GPT-3 175B at tp 8, pp 16: ~1.4B parameters per rank, more than the 5e8-element
+        // bucket, so the bucket is DeepSpeed's full 1e9 bytes.
+        let (model, cluster, job) = (gpt3(), a100(1024), job(1536));
+        let buffers = |zero: u8, dp: u32| {
+            let mut s = strategy(dp, 8, 16);
+            s.zero = zero;
+            memory(&model, &cluster, &job, &s).comm_buffers.get()
+        };
+        let bucket = 2.0 * 5e8;
+        for zero in [1, 2] {
+            let extra = buffers(zero, 8) - buffers(0, 8);
+            assert!((extra - bucket).abs() < 1.0, "zero {zero}: {extra}");
+        }
+        // One data-parallel rank reduces with nobody.
+        assert_eq!(buffers(1, 1), buffers(0, 1));
     }
 
     #[test]
