@@ -177,7 +177,7 @@ fn infeasible_field(e: &Infeasible) -> (&'static str, &'static str) {
             ("strategy", "tp")
         }
         Infeasible::TooFewLayers { .. } => ("strategy", "pp"),
-        Infeasible::Interleaving { .. } | Infeasible::UnevenChunks { .. } => ("strategy", "vpp"),
+        Infeasible::Interleaving { .. } => ("strategy", "vpp"),
         Infeasible::Batch { .. } => ("strategy", "micro_batch"),
         Infeasible::CpSeq { .. } => ("strategy", "cp"),
         Infeasible::Ep { .. } | Infeasible::EpDense { .. } => ("strategy", "ep"),

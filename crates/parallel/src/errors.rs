@@ -69,16 +69,6 @@ pub enum Infeasible {
         /// Layers.
         n_layers: u32,
     },
-    /// Interleaving needs the layers to split evenly into model chunks.
-    #[error("interleaving splits the {n_layers} layers into pp {pp} × vpp {vpp} equal chunks, which does not divide them; pick a vpp whose pp × vpp divides the layers")]
-    UnevenChunks {
-        /// Pipeline stages.
-        pp: u32,
-        /// Virtual stages.
-        vpp: u32,
-        /// Layers.
-        n_layers: u32,
-    },
     /// Interleaving needs a pipeline and micro-batches in multiples of the stages.
     #[error("interleaved schedule (vpp {vpp}) needs pp > 1 and micro-batches ({micro_batches}) a multiple of pp {pp}")]
     Interleaving {
@@ -163,7 +153,6 @@ impl Infeasible {
             Infeasible::TpHeads { .. } | Infeasible::TpKvHeads { .. } => "tp_heads",
             Infeasible::TpFfn { .. } => "tp_ffn",
             Infeasible::TooFewLayers { .. } => "too_few_layers",
-            Infeasible::UnevenChunks { .. } => "uneven_chunks",
             Infeasible::Interleaving { .. } => "interleaving",
             Infeasible::Batch { .. } => "batch",
             Infeasible::CpSeq { .. } => "cp_seq",

@@ -176,13 +176,6 @@ impl Strategy {
                 n_layers: model.n_layers,
             });
         }
-        if self.vpp > 1 && u64::from(model.n_layers) % chunks != 0 {
-            return Err(Infeasible::UnevenChunks {
-                pp: self.pp,
-                vpp: self.vpp,
-                n_layers: model.n_layers,
-            });
-        }
         let per_step = u64::from(self.dp) * u64::from(self.micro_batch);
         if u64::from(job.global_batch) % per_step != 0 || u64::from(job.global_batch) < per_step {
             return Err(Infeasible::Batch {
@@ -235,7 +228,11 @@ impl Strategy {
     /// the layers to divide evenly into pp × vpp chunks (checked by [`Strategy::check`]).
     #[inline]
     pub fn max_layers_per_rank(&self, model: &Model) -> u32 {
-        model.n_layers.div_ceil(self.pp)
+        // Layers that do not divide into pp × vpp model chunks leave some chunks one layer short
+        // (Llama 3's 126 layers on 16 stages, Dubey et al. 2024, section 3.3.2; Megatron-Core's
+        // uneven first and last stages): the busiest rank runs vpp chunks of ceil(L/(pp·vpp)).
+        let chunks = self.pp.max(1) * self.vpp.max(1);
+        model.n_layers.div_ceil(chunks) * self.vpp.max(1)
     }
 
     /// The recomputation that actually happens: selective recomputation recomputes the attention

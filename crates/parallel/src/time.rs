@@ -442,6 +442,27 @@ mod tests {
     use crate::testing::{a100, gpt3, job, strategy};
 
     #[test]
+    fn layers_that_do_not_divide_into_chunks_run_at_the_busiest_rank_pace() {
+        // Llama 3 405B's 126 layers on pp 8 × vpp 8 = 64 chunks: 62 chunks of 2 layers and 2 of
+        // 1 (Megatron-Core accounts the embedding and loss as the missing layers). The busiest
+        // rank runs 8 chunks of 2 = 16 layers, as a 128-layer model would.
+        let (cluster, job) = (a100(1024), job(1536));
+        let model = |n_layers| trainplan_model::Model { n_layers, ..gpt3() };
+        let s = crate::Strategy {
+            vpp: 8,
+            ..strategy(16, 8, 8)
+        };
+        assert_eq!(s.max_layers_per_rank(&model(126)), 16);
+        assert_eq!(s.max_layers_per_rank(&model(128)), 16);
+        assert_eq!(s.max_layers_per_rank(&model(120)), 16);
+        assert_eq!(s.max_layers_per_rank(&model(64)), 8);
+        let uneven = evaluate(&model(126), &cluster, &job, &s).unwrap();
+        let even = evaluate(&model(128), &cluster, &job, &s).unwrap();
+        assert!((uneven.time.step.get() - even.time.step.get()).abs() < 1e-9);
+        assert!((uneven.time.bubble.get() - even.time.bubble.get()).abs() < 1e-9);
+    }
+
+    #[test]
     fn tensor_parallel_overlap_hides_collectives_behind_products() {
         let (model, cluster, job) = (gpt3(), a100(1024), job(1536));
         let plain = strategy(8, 8, 16);

@@ -96,7 +96,7 @@ impl fmt::Display for Shortfall {
             let advice = match reason {
                 "out_of_memory" => "more GPUs, an accelerator with more memory, or allowing ZeRO-3 and full recomputation",
                 "batch" => "micro-batches that divide global_batch / dp for the GPU counts swept, or a global batch that the GPU counts divide",
-                "too_few_layers" | "uneven_chunks" | "interleaving" => "fewer pipeline stages or virtual stages (max_pp, vpp)",
+                "too_few_layers" | "interleaving" => "fewer pipeline stages or virtual stages (max_pp, vpp)",
                 "tp_heads" | "tp_ffn" => "tensor-parallel degrees that divide the heads and the FFN width (max_tp)",
                 _ => "a wider space: more GPU counts, micro-batches or strategy options",
             };

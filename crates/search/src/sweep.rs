@@ -585,10 +585,6 @@ impl Search {
                 acc.counts.add("too_few_layers", mbs.len() as u64 * inner);
                 continue;
             }
-            if vpp > 1 && model.n_layers % (l.pp * vpp) != 0 {
-                acc.counts.add("uneven_chunks", mbs.len() as u64 * inner);
-                continue;
-            }
             for &mb in mbs {
                 let per_step = u64::from(l.dp) * u64::from(mb);
                 let g = u64::from(job.global_batch);
