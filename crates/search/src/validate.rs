@@ -216,7 +216,19 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
                 Some(Recompute::Full) => &[Recompute::Full],
                 None => &Recompute::ALL,
             };
-            let zeros: Vec<u8> = t.zero.map_or_else(|| vec![0, 1, 2, 3], |z| vec![z]);
+            // Nobody pairs ZeRO-3 with a pipeline: DeepSpeed's pipeline engine refuses it,
+            // Megatron has no ZeRO-3, and torchtitan keeps parameters gathered across the
+            // micro-batches of a pipeline stage (ZeRO-2-like).
+            let zeros: Vec<u8> = t.zero.map_or_else(
+                || {
+                    if pp > 1 {
+                        vec![0, 1, 2]
+                    } else {
+                        vec![0, 1, 2, 3]
+                    }
+                },
+                |z| vec![z],
+            );
             // An MoE run that does not state ep tries every ep that divides the experts and dp × cp.
             let eps: Vec<u32> = match (t.ep, run.model.moe) {
                 (Some(ep), _) => vec![ep],
@@ -414,6 +426,24 @@ mod tests {
         assert!(p.chosen.ep);
         assert!(p.choices().contains("ep="), "{}", p.choices());
         assert_eq!(8 % p.strategy.ep, 0);
+    }
+
+    #[test]
+    fn a_pipelined_run_is_never_given_zero_3() {
+        let piped = |pp| Template {
+            tp: Some(1),
+            pp: Some(pp),
+            micro_batch: Some(1),
+            recompute: Some(Recompute::Full),
+            ..Template::default()
+        };
+        let model = || trainplan_model::testing::gpt3("gpt3-1.3b", 24, 2048, 16);
+        let p = predict(&run(model(), piped(2))).unwrap();
+        assert!(p.chosen.zero && p.strategy.zero < 3, "{}", p.choices());
+        // Without a pipeline, FSDP's full shard stays a candidate.
+        let mut stated = piped(1);
+        stated.zero = Some(3);
+        assert_eq!(predict(&run(model(), stated)).unwrap().strategy.zero, 3);
     }
 
     #[test]
