@@ -206,6 +206,9 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
             };
             let sps: &[bool] = match t.sequence_parallel {
                 Some(true) => &[true],
+                // The assumed overlap runs on sequence-parallel layers (Megatron-Core's
+                // --tp-comm-overlap requires --sequence-parallel).
+                None if tp > 1 && overlap => &[true],
                 // Off first: Megatron-LM and DeepSpeed ship with it off, so it wins ties.
                 None if tp > 1 => &[false, true],
                 Some(false) | None => &[false],
@@ -466,6 +469,8 @@ mod tests {
         hopper_like.cluster.accelerator.fp8_peak = Some(FlopRate::from_tflops(624.0));
         let hopper_like = predict(&hopper_like).unwrap();
         assert!(hopper_like.strategy.tp_overlap);
+        // Megatron-Core's overlap runs on sequence-parallel layers.
+        assert!(hopper_like.strategy.sp_active());
         assert!(
             hopper_like.choices().contains("tp_comm_overlap=true"),
             "{}",
