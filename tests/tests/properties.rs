@@ -599,3 +599,43 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 2_000,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// Pipeline bookkeeping for any layer count: dealing the pp × vpp model chunks (the
+    /// L mod (pp·vpp) long ones round-robin over the ranks) places every layer, the busiest rank
+    /// holds exactly what `max_layers_per_rank` says, and no chunk is longer than
+    /// `max_layers_per_chunk`.
+    #[test]
+    fn uneven_pipeline_splits_place_every_layer(
+        n_layers in 1u32..=300,
+        pp in 1u32..=32,
+        vpp in 1u32..=8,
+    ) {
+        prop_assume!(pp * vpp <= n_layers);
+        let model = Model {
+            n_layers,
+            ..trainplan_model::testing::gpt3("p", 8, 1024, 16)
+        };
+        let s = Layout { pp, vpp, ..Layout::default() };
+        let chunks = pp * vpp;
+        let (short, long) = (n_layers / chunks, n_layers % chunks);
+        // Chunk k (0-based) is long when k < long; chunk k lives on rank k mod pp.
+        let mut per_rank = vec![0u32; pp as usize];
+        let mut longest = 0;
+        for k in 0..chunks {
+            let len = short + u32::from(k < long);
+            per_rank[(k % pp) as usize] += len;
+            longest = longest.max(len);
+        }
+        prop_assert_eq!(per_rank.iter().sum::<u32>(), n_layers);
+        prop_assert_eq!(*per_rank.iter().max().unwrap(), s.max_layers_per_rank(&model));
+        prop_assert_eq!(longest, s.max_layers_per_chunk(&model));
+        prop_assert!(s.max_layers_per_chunk(&model) * vpp >= s.max_layers_per_rank(&model));
+    }
+}

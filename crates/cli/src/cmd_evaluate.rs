@@ -460,8 +460,9 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
         "- communication buffers {}{}, reserve {} (runtime context and allocator fragmentation).\n",
         gib(mem.comm_buffers),
         match s.zero {
-            1 | 2 =>
-                " (including ZeRO's 5e8-element gradient-reduction bucket, DeepSpeed's default)",
+            1 | 2 if s.dp * s.cp > 1 => {
+                " (including a ZeRO gradient-reduction bucket of up to 5e8 16-bit elements, DeepSpeed's default)"
+            }
             3 => " (gathered layer weights and unsharded layer gradients)",
             _ => "",
         },

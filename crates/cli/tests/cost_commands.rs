@@ -351,6 +351,26 @@ fn the_bundled_shape_constant_is_the_cross_validated_choice() {
     // hardware-db/calibration/README.md: fitted in-sample the shape constant climbs to ~450 and
     // predicts unseen sources worse; the bundled 200 must keep beating it held out, and a smaller
     // constant must not do clearly better.
+    for id in [
+        "a100-40gb",
+        "a100-80gb",
+        "a100-80gb-pcie",
+        "h100-sxm",
+        "h100-pcie",
+        "h200",
+        "h800",
+        "b200",
+        "gb200",
+        "mi300x",
+    ] {
+        let src =
+            std::fs::read_to_string(root().join(format!("hardware-db/accelerators/{id}.toml")))
+                .unwrap();
+        assert!(
+            src.lines().any(|l| l == "matmul_half_dim = 200.0"),
+            "{id}.toml does not carry the cross-validated matmul_half_dim = 200.0"
+        );
+    }
     let bundled = held_out_median_with_half_dim(200.0);
     let in_sample_optimum = held_out_median_with_half_dim(453.5);
     let smaller = held_out_median_with_half_dim(100.0);

@@ -5,6 +5,10 @@
 //! weights and moments per parameter; stage 1 shards the 12 bytes over the data-parallel group,
 //! stage 2 the gradients too, stage 3 the weights as well (FSDP full shard keeps the fp32 shard
 //! as the master copy and gathers 16-bit layers on demand, Zhao et al. 2023, section 3).
+//! Stages 1 and 2 are counted the DeepSpeed way (its 16-bit gradients, fp32 accumulation buffer
+//! and gradient-reduction bucket); Megatron's distributed optimizer accumulates straight into
+//! fp32 and reduce-scatters in place, so for it plans carry up to 2 bytes per parameter and
+//! 1 GB more than it needs.
 //! Activations follow Korthikanti et al. 2022 (see `trainplan_model::memory`), times the
 //! micro-batches in flight on the first pipeline stage.
 
@@ -38,7 +42,8 @@ pub struct MemoryBreakdown {
     pub optimizer: Bytes,
     /// Activations kept for backward, over every micro-batch in flight.
     pub activations: Bytes,
-    /// Gathered parameters and unsharded gradients in flight (ZeRO-3), pipeline send buffers.
+    /// Gathered parameters and unsharded gradients in flight (ZeRO-3), the gradient-reduction
+    /// bucket (ZeRO-1/2 with a data-parallel peer), pipeline send buffers.
     pub comm_buffers: Bytes,
     /// Runtime overhead and allocator fragmentation.
     pub reserve: Bytes,

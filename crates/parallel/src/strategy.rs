@@ -223,16 +223,23 @@ impl Strategy {
         Ok(())
     }
 
-    /// Layers held by the most loaded pipeline rank (all its virtual chunks): without
-    /// interleaving an uneven split puts one extra layer on the first ranks; interleaving needs
-    /// the layers to divide evenly into pp × vpp chunks (checked by [`Strategy::check`]).
+    /// Layers held by the most loaded pipeline rank (all its virtual chunks), ceil(L/pp).
+    ///
+    /// Layers that do not divide into pp × vpp model chunks leave some chunks one layer short
+    /// (Llama 3's 126 layers on 16 stages, Dubey et al. 2024, section 3.3.2; Megatron-Core's
+    /// uneven first and last stages). Spreading the L mod (pp·vpp) long chunks over the ranks
+    /// gives the busiest vpp·floor(L/(pp·vpp)) + ceil((L mod (pp·vpp))/pp) layers, which is
+    /// ceil(L/pp) whatever vpp is: 16 for 126 layers on pp 8, 9 for 65.
     #[inline]
     pub fn max_layers_per_rank(&self, model: &Model) -> u32 {
-        // Layers that do not divide into pp × vpp model chunks leave some chunks one layer short
-        // (Llama 3's 126 layers on 16 stages, Dubey et al. 2024, section 3.3.2; Megatron-Core's
-        // uneven first and last stages): the busiest rank runs vpp chunks of ceil(L/(pp·vpp)).
-        let chunks = self.pp.max(1) * self.vpp.max(1);
-        model.n_layers.div_ceil(chunks) * self.vpp.max(1)
+        model.n_layers.div_ceil(self.pp.max(1))
+    }
+
+    /// Layers in the longest model chunk, ceil(L/(pp·vpp)): the unit of the pipeline's fill and
+    /// drain.
+    #[inline]
+    pub fn max_layers_per_chunk(&self, model: &Model) -> u32 {
+        model.n_layers.div_ceil(self.pp.max(1) * self.vpp.max(1))
     }
 
     /// The recomputation that actually happens: selective recomputation recomputes the attention

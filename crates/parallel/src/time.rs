@@ -338,8 +338,11 @@ pub(crate) fn step_time(
     let mf = f64::from(m);
     let mb = micro_batch(model, cluster, job, s);
     let per_mb = mb.compute + mb.tp + mb.cp + mb.ep + mb.pp;
-    // 1F1B: (m + (p-1)/v) micro-batch times per step (Narayanan et al. 2021, section 2.2.2).
-    let bubble = per_mb * ((f64::from(s.pp) - 1.0) / f64::from(s.vpp));
+    // 1F1B: (m + (p-1)/v) micro-batch times per step (Narayanan et al. 2021, section 2.2.2);
+    // the fill and drain pass p-1 model chunks, so with uneven chunks the longest one sets it.
+    let chunk_share =
+        f64::from(s.max_layers_per_chunk(model)) / f64::from(s.max_layers_per_rank(model).max(1));
+    let bubble = per_mb * ((f64::from(s.pp) - 1.0) * chunk_share);
 
     // Data parallelism over every rank holding the same weights: dp × cp, stride tp.
     // Dense weights are replicated over the dp × cp ranks (stride tp); MoE expert weights only
@@ -445,21 +448,45 @@ mod tests {
     fn layers_that_do_not_divide_into_chunks_run_at_the_busiest_rank_pace() {
         // Llama 3 405B's 126 layers on pp 8 × vpp 8 = 64 chunks: 62 chunks of 2 layers and 2 of
         // 1 (Megatron-Core accounts the embedding and loss as the missing layers). The busiest
-        // rank runs 8 chunks of 2 = 16 layers, as a 128-layer model would.
+        // rank runs 8 chunks of 2 = 16 layers, as a 128-layer model would; the long chunks of
+        // 120 or 65 layers are spread over the ranks (15 and 9 layers on the busiest).
         let (cluster, job) = (a100(1024), job(1536));
         let model = |n_layers| trainplan_model::Model { n_layers, ..gpt3() };
         let s = crate::Strategy {
             vpp: 8,
             ..strategy(16, 8, 8)
         };
-        assert_eq!(s.max_layers_per_rank(&model(126)), 16);
-        assert_eq!(s.max_layers_per_rank(&model(128)), 16);
-        assert_eq!(s.max_layers_per_rank(&model(120)), 16);
-        assert_eq!(s.max_layers_per_rank(&model(64)), 8);
-        let uneven = evaluate(&model(126), &cluster, &job, &s).unwrap();
-        let even = evaluate(&model(128), &cluster, &job, &s).unwrap();
-        assert!((uneven.time.step.get() - even.time.step.get()).abs() < 1e-9);
-        assert!((uneven.time.bubble.get() - even.time.bubble.get()).abs() < 1e-9);
+        let layers = |n| s.max_layers_per_rank(&model(n));
+        assert_eq!(
+            (
+                layers(126),
+                layers(128),
+                layers(120),
+                layers(72),
+                layers(65),
+                layers(64)
+            ),
+            (16, 16, 15, 9, 9, 8)
+        );
+        let chunk = |n| s.max_layers_per_chunk(&model(n));
+        assert_eq!((chunk(126), chunk(65), chunk(64)), (2, 2, 1));
+        // Same busiest rank and longest chunk: same step, same bubble.
+        for (a, b) in [(126, 128), (65, 72)] {
+            let ea = evaluate(&model(a), &cluster, &job, &s).unwrap();
+            let eb = evaluate(&model(b), &cluster, &job, &s).unwrap();
+            assert!(
+                (ea.time.step.get() - eb.time.step.get()).abs() < 1e-9,
+                "{a} vs {b}"
+            );
+            assert!(
+                (ea.time.bubble.get() - eb.time.bubble.get()).abs() < 1e-9,
+                "{a} vs {b}"
+            );
+        }
+        // 65 layers: 9 per rank, but the fill and drain pass chunks of 2, not 9/8.
+        let e = evaluate(&model(65), &cluster, &job, &s).unwrap();
+        let even = evaluate(&model(64), &cluster, &job, &s).unwrap();
+        assert!(e.time.bubble.get() > 1.8 * even.time.bubble.get());
     }
 
     #[test]
