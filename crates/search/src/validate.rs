@@ -158,14 +158,11 @@ fn assumes_tp_overlap(accelerator: &trainplan_hardware::Accelerator) -> bool {
 /// Nobody pairs ZeRO-3 with pipeline parallelism: DeepSpeed's pipeline engine refuses it,
 /// Megatron has no ZeRO-3, and torchtitan keeps a stage's parameters gathered across its
 /// micro-batches (ZeRO-2-like).
-fn zero_candidates(stated: Option<u8>, pp: u32) -> &'static [u8] {
+fn zero_candidates(stated: Option<u8>, pp: u32) -> Vec<u8> {
     match (stated, pp) {
-        (Some(0), _) => &[0],
-        (Some(1), _) => &[1],
-        (Some(2), _) => &[2],
-        (Some(_), _) => &[3],
-        (None, 0..=1) => &[0, 1, 2, 3],
-        (None, _) => &[0, 1, 2],
+        (Some(z), _) => vec![z],
+        (None, 0..=1) => vec![0, 1, 2, 3],
+        (None, _) => vec![0, 1, 2],
     }
 }
 
@@ -247,7 +244,7 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
                     .collect(),
                 (None, None) => vec![1],
             };
-            let (vpps, eps) = (vpps.as_slice(), eps.as_slice());
+            let (vpps, zeros, eps) = (vpps.as_slice(), zeros.as_slice(), eps.as_slice());
             let candidates = mbs.iter().flat_map(|&mb| {
                 vpps.iter().flat_map(move |&vpp| {
                     sps.iter().flat_map(move |&sp| {
