@@ -525,13 +525,24 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
         dp_bw.gbps(),
         t.dp_traffic.get(),
     );
+    let chunk = s.max_layers_per_chunk(m);
+    let even = u64::from(m.n_layers) % (u64::from(s.pp) * u64::from(s.vpp)) == 0;
     let _ = writeln!(
         o,
-        "- pipeline bubble {:.3} s ({:.0}%): (pp - 1)/vpp = {:.2} micro-batch times out of {} (Narayanan et al. 2021).",
+        "- pipeline bubble {:.3} s ({:.0}%): (pp - 1) chunks of {chunk} layer(s) = {:.2} micro-batch times out of {} (Narayanan et al. 2021){}.",
         t.bubble.get(),
         share(t.bubble.get()),
-        (f64::from(s.pp) - 1.0) / f64::from(s.vpp),
-        e.grad_accum
+        (f64::from(s.pp) - 1.0) * f64::from(chunk) / f64::from(layers.max(1)),
+        e.grad_accum,
+        if even {
+            String::new()
+        } else {
+            format!(
+                "; the {} layers do not divide into pp × vpp = {} chunks, so the longest chunk sets the fill and drain",
+                m.n_layers,
+                s.pp * s.vpp
+            )
+        }
     );
     let _ = writeln!(
         o,
