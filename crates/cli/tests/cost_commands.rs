@@ -373,3 +373,25 @@ fn the_bundled_shape_constant_is_the_cross_validated_choice() {
         "held out: {bundled}% at 200 against {smaller}% at 100"
     );
 }
+
+#[test]
+fn explain_says_when_layers_do_not_divide_into_model_chunks() {
+    // GPT-3 175B's 96 layers on pp 16 × vpp 4 = 64 chunks: 32 of 2 layers and 32 of 1, the
+    // busiest rank holds 6 and the fill and drain pass chunks of 2.
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::fs::read_to_string(root().join("scenarios/gpt3-175b-megatron.toml")).unwrap();
+    let file = dir.path().join("uneven.toml");
+    std::fs::write(&file, src.replace("vpp = 2", "vpp = 4")).unwrap();
+    let out = trainplan(&["explain", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("The busiest pipeline rank holds 6 layers"),
+        "{s}"
+    );
+    assert!(s.contains("(pp - 1) chunks of 2 layer(s)"), "{s}");
+    assert!(
+        s.contains("the 96 layers do not divide into pp × vpp = 64 chunks"),
+        "{s}"
+    );
+}
