@@ -114,7 +114,7 @@ fn report(sc: &Scenario, cluster: &Cluster, s: &Strategy, e: &Estimate) -> Repor
         recompute: s.recompute.as_str(),
         sequence_parallel: s.sp_active(),
         flash_attention: s.flash_attention,
-        tp_comm_overlap: s.tp_overlap && s.tp > 1,
+        tp_comm_overlap: s.tp_overlap_active(),
         precision: sc.job.precision.as_str(),
         mem_weights_gib: m.weights.gib(),
         mem_gradients_gib: m.gradients.gib(),
@@ -571,7 +571,7 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
                 share(t.tp_comm.get()),
                 if s.tp > c.node.gpus_per_node { "Keep tp inside one node" } else { "Lower tp (more pp or dp instead)" },
                 if s.sp_active() { "" } else { ", turn on sequence parallelism to shard the replicated activations" },
-                if s.tp_overlap { "" } else { ", or overlap the collectives with the products (tp_comm_overlap) where the framework supports it" }
+                if s.tp_overlap_active() { "" } else { ", or overlap the collectives with the products (tp_comm_overlap) where the framework supports it" }
             ),
             Bottleneck::ContextComm => "Ring attention traffic is not hidden: lower cp or use longer sequences per rank.".into(),
             Bottleneck::ExpertComm => "Token dispatch between experts is exposed: keep the expert-parallel group inside one node (lower ep) or route fewer experts per token.".into(),

@@ -680,6 +680,13 @@ fn build_strategy(
             format!("ZeRO stage {zero} does not exist; allowed: 0, 1, 2, 3"),
         ));
     }
+    let sequence_parallel = s.sequence_parallel.unwrap_or(tp > 1);
+    if s.tp_comm_overlap == Some(true) && tp > 1 && !sequence_parallel {
+        return Err(field_err(
+            "tp_comm_overlap",
+            "overlapping the tensor-parallel collectives needs sequence_parallel = true (Megatron-Core's --tp-comm-overlap requires --sequence-parallel); set one of them differently".into(),
+        ));
+    }
     Ok(Strategy {
         dp,
         tp,
@@ -690,7 +697,7 @@ fn build_strategy(
         micro_batch: s.micro_batch.unwrap_or(1),
         zero,
         recompute: s.recompute.map_or(Recompute::Selective, Recompute::from),
-        sequence_parallel: s.sequence_parallel.unwrap_or(tp > 1),
+        sequence_parallel,
         flash_attention: s.flash_attention.unwrap_or(true),
         tp_overlap: s.tp_comm_overlap.unwrap_or(false),
     })

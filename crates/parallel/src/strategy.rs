@@ -265,4 +265,12 @@ impl Strategy {
     pub fn sp_active(&self) -> bool {
         self.sequence_parallel && self.tp > 1
     }
+
+    /// Tensor-parallel collectives overlapped with the products in effect: it needs tp > 1 and
+    /// sequence parallelism (Megatron-Core's --tp-comm-overlap requires --sequence-parallel, and
+    /// PyTorch's async TP decomposes the same all-gather and reduce-scatter).
+    #[inline]
+    pub fn tp_overlap_active(&self) -> bool {
+        self.tp_overlap && self.sp_active()
+    }
 }

@@ -243,7 +243,7 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
     // With overlap on, each collective is pipelined with the product that consumes or produces
     // it (Wang et al. 2022, "Overlap Communication with Dependent Computation via Decomposition",
     // section 4): only what outlasts the layer's products stays on the critical path.
-    let tp_t = if s.tp_overlap && s.tp > 1 {
+    let tp_t = if s.tp_overlap_active() {
         overlapped(
             tp_per_layer,
             mm_t * (3.0 + mm_recompute),

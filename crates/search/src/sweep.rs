@@ -625,7 +625,7 @@ impl Search {
                                 recompute,
                                 sequence_parallel,
                                 flash_attention: spec.flash_attention,
-                                tp_overlap: spec.tp_comm_overlap && l.tp > 1,
+                                tp_overlap: spec.tp_comm_overlap && l.tp > 1 && sequence_parallel,
                             };
                             self.offer(cluster, info, job, s, acc);
                         }
