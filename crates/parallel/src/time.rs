@@ -26,6 +26,9 @@ const OPTIMIZER_TRAFFIC_BYTES: f64 = 30.0;
 /// each read and write full activations (Ivanov et al. 2021, "Data Movement Is All You Need",
 /// Table 1: element-wise and normalisation operators move most of a transformer layer's bytes).
 const ELEMENTWISE_ELEMENTS_FACTOR: f64 = 12.0;
+/// MoE token permutation traffic per token per layer in units of top_k·hidden 16-bit elements,
+/// forward plus backward: dispatch and combine each read and write top_k copies (4), twice.
+const MOE_PERMUTE_ELEMENTS: f64 = 8.0;
 
 /// Time of one optimizer step, broken down.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -215,8 +218,7 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
     let layer_bwd = mm_t * (2.0 + mm_recompute) + attn_t * (attn_bwd_factor + attn_recompute);
 
     // Memory-bound element-wise work at HBM speed.
-    let ffn_width = f64::from(model.ffn) * model.moe.map_or(1.0, |m| f64::from(m.top_k));
-    let elem_bytes = Bytes(ELEMENTWISE_ELEMENTS_FACTOR * ACT_BYTES * tokens * (h + ffn_width / tp));
+    let elem_bytes = elementwise_bytes(model, tokens, tp);
     let elem_t = elem_bytes / (cluster.accelerator.hbm_bandwidth * eff.hbm_fraction);
     let elem_fwd = elem_t * (1.0 / 3.0);
     let elem_bwd = elem_t * ((2.0 + mm_recompute) / 3.0);
@@ -309,6 +311,21 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
         ep: ep_t,
         pp: pp_t,
     }
+}
+
+/// Memory-bound element-wise HBM traffic of one layer for `tokens` tokens on one GPU, forward plus
+/// backward.
+fn elementwise_bytes(model: &Model, tokens: f64, tp: f64) -> Bytes {
+    let h = f64::from(model.hidden);
+    let ffn_width = f64::from(model.ffn) * model.moe.map_or(1.0, |m| f64::from(m.top_k));
+    // MoE layers also permute every token's hidden state into expert order and back: dispatch
+    // copies it to its top_k experts and combine reads the top_k results back, each a read and a
+    // write of top_k·h elements, mirrored in backward (GShard's dispatch and combine, Lepikhin et
+    // al. 2020, section 2.2; Megatron-Core's permute/unpermute).
+    let moe_permute = model
+        .moe
+        .map_or(0.0, |m| MOE_PERMUTE_ELEMENTS * f64::from(m.top_k) * h);
+    Bytes(ACT_BYTES * tokens * (ELEMENTWISE_ELEMENTS_FACTOR * (h + ffn_width / tp) + moe_permute))
 }
 
 /// Exposed time of `comm` run concurrently with `window` of compute: what does not fit in the
@@ -509,6 +526,29 @@ mod tests {
         );
         assert!(b.step.get() < a.step.get());
         assert_eq!(a.compute, b.compute);
+    }
+
+    #[test]
+    fn moe_layers_pay_for_moving_tokens_to_their_experts() {
+        // Mixtral-like: h 4096, FFN 14336 per expert, top-2. Dense element-wise traffic is
+        // 12 × (h + 2·FFN/tp) elements per token; dispatch and combine add 8 × 2 × h.
+        let moe = trainplan_model::Model {
+            hidden: 4096,
+            ffn: 14336,
+            moe: Some(trainplan_model::Moe {
+                experts: 8,
+                top_k: 2,
+            }),
+            ..gpt3()
+        };
+        let (tokens, tp) = (4096.0, 2.0);
+        let dense_part = 12.0 * (4096.0 + 2.0 * 14336.0 / tp);
+        let permute = 8.0 * 2.0 * 4096.0;
+        let want = 2.0 * tokens * (dense_part + permute);
+        assert!((super::elementwise_bytes(&moe, tokens, tp).get() - want).abs() < 1e-3);
+        let dense = trainplan_model::Model { moe: None, ..moe };
+        let want_dense = 2.0 * tokens * 12.0 * (4096.0 + 14336.0 / tp);
+        assert!((super::elementwise_bytes(&dense, tokens, tp).get() - want_dense).abs() < 1e-3);
     }
 
     #[test]
