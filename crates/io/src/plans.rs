@@ -275,6 +275,13 @@ fn parse_rows(label: &str, bytes: &[u8]) -> Result<Vec<Row>, IoError> {
         } else {
             Some(float(27)?)
         };
+        let (tp, sequence_parallel, tp_overlap) = (int(5)?, boolean(28)?, boolean(34)?);
+        if tp_overlap && tp > 1 && !sequence_parallel {
+            return Err(field(
+                34,
+                "tensor-parallel overlap without sequence parallelism: this row was written by an older trainplan, which priced a layout the current cost model no longer overlaps; re-run that sweep or shard".into(),
+            ));
+        }
         let plan = Plan {
             gpu: 0,
             n_gpus: int(2)?,
@@ -282,7 +289,7 @@ fn parse_rows(label: &str, bytes: &[u8]) -> Result<Vec<Row>, IoError> {
             global_batch: int(12)?,
             strategy: Strategy {
                 dp: int(4)?,
-                tp: int(5)?,
+                tp,
                 pp: int(6)?,
                 cp: int(7)?,
                 ep: int(8)?,
@@ -290,9 +297,9 @@ fn parse_rows(label: &str, bytes: &[u8]) -> Result<Vec<Row>, IoError> {
                 micro_batch: int(10)?,
                 zero,
                 recompute,
-                sequence_parallel: boolean(28)?,
+                sequence_parallel,
                 flash_attention: boolean(29)?,
-                tp_overlap: boolean(34)?,
+                tp_overlap,
             },
             grad_accum: int(11)?,
             mem_gib: float(15)?,
@@ -543,6 +550,28 @@ mod tests {
         let e = parse("y.csv", broken.as_bytes()).unwrap_err().to_string();
         assert!(e.contains("y.csv:"), "{e}");
         assert!(e.contains("recompute"), "{e}");
+    }
+
+    #[test]
+    fn a_row_overlapping_without_sequence_parallelism_is_stale_and_refused() {
+        let p = sweep(Objective::Time, Shard::ALL, false);
+        let text = String::from_utf8(to_csv(&p)).unwrap();
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let head: Vec<&str> = lines[0].split(',').collect();
+        let col = |name: &str| head.iter().position(|c| *c == name).unwrap();
+        let (tp, sp, ov) = (col("tp"), col("sequence_parallel"), col("tp_comm_overlap"));
+        let row = (1..lines.len())
+            .find(|&i| lines[i].split(',').nth(tp) != Some("1"))
+            .expect("a plan with tp > 1");
+        let mut cells: Vec<String> = lines[row].split(',').map(str::to_string).collect();
+        cells[sp] = "false".into();
+        cells[ov] = "true".into();
+        lines[row] = cells.join(",");
+        let stale = lines.join("\n") + "\n";
+        let e = parse("old.csv", stale.as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("old.csv:"), "{e}");
+        assert!(e.contains("tp_comm_overlap"), "{e}");
+        assert!(e.contains("re-run"), "{e}");
     }
 
     #[test]

@@ -293,6 +293,12 @@ fn build(scenario: &Scenario, db: &Database, s: &SweepSection) -> Result<SpaceSp
         spec.flash_attention = f;
     }
     if let Some(o) = s.tp_comm_overlap {
+        if o && !spec.sequence_parallel.contains(&true) {
+            return Err(err(
+                "tp_comm_overlap",
+                "overlapping the tensor-parallel collectives needs sequence parallelism, and sequence_parallel = [false] rules it out; add true to sequence_parallel or drop tp_comm_overlap".into(),
+            ));
+        }
         spec.tp_comm_overlap = o;
     }
     Ok(spec)

@@ -218,10 +218,14 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
     let layer_bwd = mm_t * (2.0 + mm_recompute) + attn_t * (attn_bwd_factor + attn_recompute);
 
     // Memory-bound element-wise work at HBM speed.
-    let elem_bytes = elementwise_bytes(model, tokens, tp);
-    let elem_t = elem_bytes / (cluster.accelerator.hbm_bandwidth * eff.hbm_fraction);
-    let elem_fwd = elem_t * (1.0 / 3.0);
-    let elem_bwd = elem_t * ((2.0 + mm_recompute) / 3.0);
+    let hbm = cluster.accelerator.hbm_bandwidth * eff.hbm_fraction;
+    let (dense_bytes, permute_bytes) = elementwise_bytes(model, tokens, s);
+    let (dense_t, permute_t) = (dense_bytes / hbm, permute_bytes / hbm);
+    // Element-wise work splits like the products, 1:2 forward to backward; the permutation is
+    // mirrored 1:1. Full recomputation reruns the forward share.
+    let elem_fwd = dense_t * (1.0 / 3.0) + permute_t * 0.5;
+    let elem_bwd =
+        dense_t * ((2.0 + mm_recompute) / 3.0) + permute_t * (0.5 * (1.0 + mm_recompute));
 
     let fwd = (layer_fwd + elem_fwd) * layers + logits_t;
     let bwd = (layer_bwd + elem_bwd) * layers + logits_t * 2.0;
@@ -313,19 +317,28 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
     }
 }
 
-/// Memory-bound element-wise HBM traffic of one layer for `tokens` tokens on one GPU, forward plus
-/// backward.
-fn elementwise_bytes(model: &Model, tokens: f64, tp: f64) -> Bytes {
+/// Memory-bound element-wise HBM traffic of one layer for `tokens` tokens of a micro-batch on one
+/// GPU, forward plus backward: the dense part (norms, residuals, activation functions) and the
+/// MoE token permutation. Without sequence parallelism every tensor-parallel rank runs the
+/// hidden-width operations on the whole sequence; with it, on its 1/tp shard (Korthikanti et al.
+/// 2022, section 4.2.2).
+fn elementwise_bytes(model: &Model, tokens: f64, s: &Strategy) -> (Bytes, Bytes) {
+    let tp = f64::from(s.tp.max(1));
     let h = f64::from(model.hidden);
+    let h_share = if s.sp_active() { h / tp } else { h };
     let ffn_width = f64::from(model.ffn) * model.moe.map_or(1.0, |m| f64::from(m.top_k));
+    let dense = ELEMENTWISE_ELEMENTS_FACTOR * (h_share + ffn_width / tp);
     // MoE layers also permute every token's hidden state into expert order and back: dispatch
     // copies it to its top_k experts and combine reads the top_k results back, each a read and a
     // write of top_k·h elements, mirrored in backward (GShard's dispatch and combine, Lepikhin et
     // al. 2020, section 2.2; Megatron-Core's permute/unpermute).
-    let moe_permute = model
+    let permute = model
         .moe
-        .map_or(0.0, |m| MOE_PERMUTE_ELEMENTS * f64::from(m.top_k) * h);
-    Bytes(ACT_BYTES * tokens * (ELEMENTWISE_ELEMENTS_FACTOR * (h + ffn_width / tp) + moe_permute))
+        .map_or(0.0, |m| MOE_PERMUTE_ELEMENTS * f64::from(m.top_k) * h_share);
+    (
+        Bytes(ACT_BYTES * tokens * dense),
+        Bytes(ACT_BYTES * tokens * permute),
+    )
 }
 
 /// Exposed time of `comm` run concurrently with `window` of compute: what does not fit in the
@@ -529,9 +542,10 @@ mod tests {
     }
 
     #[test]
-    fn moe_layers_pay_for_moving_tokens_to_their_experts() {
-        // Mixtral-like: h 4096, FFN 14336 per expert, top-2. Dense element-wise traffic is
-        // 12 × (h + 2·FFN/tp) elements per token; dispatch and combine add 8 × 2 × h.
+    fn element_wise_traffic_follows_the_sequence_shard_and_the_experts() {
+        // Mixtral-like: h 4096, FFN 14336 per expert, top-2, tp 2. Dense traffic is
+        // 12 × (h + 2·FFN/tp) elements per token, h/tp under sequence parallelism; dispatch and
+        // combine add 8 × 2 × h (h/tp under sequence parallelism).
         let moe = trainplan_model::Model {
             hidden: 4096,
             ffn: 14336,
@@ -541,14 +555,38 @@ mod tests {
             }),
             ..gpt3()
         };
-        let (tokens, tp) = (4096.0, 2.0);
-        let dense_part = 12.0 * (4096.0 + 2.0 * 14336.0 / tp);
-        let permute = 8.0 * 2.0 * 4096.0;
-        let want = 2.0 * tokens * (dense_part + permute);
-        assert!((super::elementwise_bytes(&moe, tokens, tp).get() - want).abs() < 1e-3);
+        let tokens = 4096.0;
+        let check = |model: &trainplan_model::Model, sp: bool, dense: f64, permute: f64| {
+            let s = crate::Strategy {
+                sequence_parallel: sp,
+                ..strategy(1, 2, 1)
+            };
+            let (d, p) = super::elementwise_bytes(model, tokens, &s);
+            assert!(
+                (d.get() - 2.0 * tokens * dense).abs() < 1e-3,
+                "sp {sp}: {}",
+                d.get()
+            );
+            assert!(
+                (p.get() - 2.0 * tokens * permute).abs() < 1e-3,
+                "sp {sp}: {}",
+                p.get()
+            );
+        };
+        check(
+            &moe,
+            false,
+            12.0 * (4096.0 + 2.0 * 14336.0 / 2.0),
+            8.0 * 2.0 * 4096.0,
+        );
+        check(
+            &moe,
+            true,
+            12.0 * (2048.0 + 2.0 * 14336.0 / 2.0),
+            8.0 * 2.0 * 2048.0,
+        );
         let dense = trainplan_model::Model { moe: None, ..moe };
-        let want_dense = 2.0 * tokens * 12.0 * (4096.0 + 14336.0 / tp);
-        assert!((super::elementwise_bytes(&dense, tokens, tp).get() - want_dense).abs() < 1e-3);
+        check(&dense, false, 12.0 * (4096.0 + 14336.0 / 2.0), 0.0);
     }
 
     #[test]
@@ -597,5 +635,30 @@ mod tests {
         let a = evaluate(&model, &cluster, &job, &plain).unwrap();
         let b = evaluate(&model, &cluster, &job, &flagged).unwrap();
         assert_eq!(a.time, b.time);
+    }
+
+    #[test]
+    fn overlap_without_sequence_parallelism_changes_nothing() {
+        // Megatron-Core's --tp-comm-overlap needs --sequence-parallel; without it the flag does
+        // nothing, and with it the collectives hide.
+        let (model, cluster, job) = (gpt3(), a100(1024), job(1536));
+        let plain = crate::Strategy {
+            sequence_parallel: false,
+            ..strategy(8, 8, 16)
+        };
+        let flagged = crate::Strategy {
+            tp_overlap: true,
+            ..plain
+        };
+        assert!(!flagged.tp_overlap_active());
+        let a = evaluate(&model, &cluster, &job, &plain).unwrap();
+        let b = evaluate(&model, &cluster, &job, &flagged).unwrap();
+        assert_eq!(a.time, b.time);
+        let with_sp = crate::Strategy {
+            sequence_parallel: true,
+            ..flagged
+        };
+        let c = evaluate(&model, &cluster, &job, &with_sp).unwrap();
+        assert!(c.time.tp_comm.get() < a.time.tp_comm.get());
     }
 }

@@ -460,3 +460,22 @@ proptest! {
         prop_assert_eq!(rev.plans(), front.plans());
     }
 }
+
+#[test]
+fn swept_overlap_applies_to_sequence_parallel_layouts_only() {
+    let mut spec = small_spec();
+    spec.tp_comm_overlap = true;
+    let r = SearchBuilder::new(gpt3_13b(), job(256, 260e9), spec)
+        .objective(Objective::Time)
+        .top_k(500)
+        .build()
+        .unwrap()
+        .run(Some(2))
+        .unwrap();
+    let tp_plans: Vec<&Plan> = r.plans.iter().filter(|p| p.strategy.tp > 1).collect();
+    assert!(tp_plans.iter().any(|p| p.strategy.sequence_parallel));
+    assert!(tp_plans.iter().any(|p| !p.strategy.sequence_parallel));
+    for p in tp_plans {
+        assert_eq!(p.strategy.tp_overlap, p.strategy.sequence_parallel, "{p:?}");
+    }
+}
