@@ -527,7 +527,10 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
     );
     let chunk = s.max_layers_per_chunk(m);
     let even = u64::from(m.n_layers) % (u64::from(s.pp) * u64::from(s.vpp)) == 0;
-    let _ = writeln!(
+    if s.pp == 1 {
+        let _ = writeln!(o, "- pipeline bubble 0.000 s (0%): no pipeline (pp = 1).");
+    } else {
+        let _ = writeln!(
         o,
         "- pipeline bubble {:.3} s ({:.0}%): (pp - 1) chunks of {chunk} layer(s) = {:.2} micro-batch times out of {} (Narayanan et al. 2021){}.",
         t.bubble.get(),
@@ -544,6 +547,7 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
             )
         }
     );
+    }
     let _ = writeln!(
         o,
         "- pipeline sends {:.3} s, context-parallel exchange {:.3} s, expert all-to-all {:.3} s, optimizer step {:.3} s.\n",

@@ -352,8 +352,12 @@ fn the_bundled_shape_constant_is_the_cross_validated_choice() {
     // predicts unseen sources worse; the bundled 200 must keep beating it held out, and a smaller
     // constant must not do clearly better.
     // Every bundled accelerator carries the cross-validated value.
-    for entry in std::fs::read_dir(root().join("hardware-db/accelerators")).unwrap() {
-        let path = entry.unwrap().path();
+    let files: Vec<_> = std::fs::read_dir(root().join("hardware-db/accelerators"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(files.len() >= 10, "{files:?}");
+    for path in files {
         let src = std::fs::read_to_string(&path).unwrap();
         assert!(
             src.lines().any(|l| l == "matmul_half_dim = 200.0"),

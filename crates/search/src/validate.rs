@@ -442,6 +442,18 @@ mod tests {
         // A stated stage is kept, even ZeRO-3 with a pipeline.
         assert_eq!(zero_candidates(Some(3), 4), &[3]);
         assert_eq!(zero_candidates(Some(1), 1), &[1]);
+        // A stage that does not exist is passed on, for the cost model to refuse by name.
+        let mut run4 = run(
+            trainplan_model::testing::gpt3("gpt3-1.3b", 24, 2048, 16),
+            Template {
+                tp: Some(1),
+                pp: Some(1),
+                zero: Some(4),
+                ..Template::default()
+            },
+        );
+        run4.template.micro_batch = Some(1);
+        assert!(matches!(predict(&run4), Err(Infeasible::ZeroStage { .. })));
     }
 
     #[test]
