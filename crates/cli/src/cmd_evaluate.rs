@@ -459,12 +459,12 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
         o,
         "- communication buffers {}{}, reserve {} (runtime context and allocator fragmentation).\n",
         gib(mem.comm_buffers),
-        match s.zero {
-            1 | 2 if s.dp * s.cp > 1 => {
-                " (including a ZeRO gradient-reduction bucket of up to 5e8 16-bit elements, DeepSpeed's default)"
-            }
-            3 => " (gathered layer weights and unsharded layer gradients)",
-            _ => "",
+        if s.has_gradient_bucket() {
+            " (including a ZeRO gradient-reduction bucket of up to 5e8 16-bit elements, DeepSpeed's default)"
+        } else if s.zero == 3 {
+            " (gathered layer weights and unsharded layer gradients)"
+        } else {
+            ""
         },
         gib(mem.reserve)
     );
@@ -526,18 +526,10 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
         t.dp_traffic.get(),
     );
     let chunk = s.max_layers_per_chunk(m);
-    let even = u64::from(m.n_layers) % (u64::from(s.pp) * u64::from(s.vpp)) == 0;
-    if s.pp == 1 {
-        let _ = writeln!(o, "- pipeline bubble 0.000 s (0%): no pipeline (pp = 1).");
+    let bubble_line = if s.pp == 1 {
+        "- pipeline bubble 0.000 s (0%): no pipeline (pp = 1).".to_string()
     } else {
-        let _ = writeln!(
-        o,
-        "- pipeline bubble {:.3} s ({:.0}%): (pp - 1) chunks of {chunk} layer(s) = {:.2} micro-batch times out of {} (Narayanan et al. 2021){}.",
-        t.bubble.get(),
-        share(t.bubble.get()),
-        (f64::from(s.pp) - 1.0) * f64::from(chunk) / f64::from(layers.max(1)),
-        e.grad_accum,
-        if even {
+        let uneven = if u64::from(m.n_layers) % (u64::from(s.pp) * u64::from(s.vpp)) == 0 {
             String::new()
         } else {
             format!(
@@ -545,9 +537,16 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
                 m.n_layers,
                 s.pp * s.vpp
             )
-        }
-    );
-    }
+        };
+        format!(
+            "- pipeline bubble {:.3} s ({:.0}%): (pp - 1) chunks of {chunk} layer(s) = {:.2} micro-batch times out of {} (Narayanan et al. 2021){uneven}.",
+            t.bubble.get(),
+            share(t.bubble.get()),
+            s.bubble_micro_batches(m),
+            e.grad_accum,
+        )
+    };
+    let _ = writeln!(o, "{bubble_line}");
     let _ = writeln!(
         o,
         "- pipeline sends {:.3} s, context-parallel exchange {:.3} s, expert all-to-all {:.3} s, optimizer step {:.3} s.\n",

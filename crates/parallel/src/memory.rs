@@ -210,7 +210,7 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
     // allocated before reduction; `zero/config.py` default), never larger than the rank's
     // gradients and absent when there is no data-parallel peer to reduce with.
     let zero12_bucket = |params: f64| -> f64 {
-        if (s.zero == 1 || s.zero == 2) && dense_shard > 1.0 {
+        if s.has_gradient_bucket() {
             WEIGHT_BYTES * params.min(ZERO_REDUCE_BUCKET_ELEMENTS)
         } else {
             0.0

@@ -242,6 +242,21 @@ impl Strategy {
         model.n_layers.div_ceil(self.pp.max(1) * self.vpp.max(1))
     }
 
+    /// Pipeline fill and drain in micro-batch times of the busiest rank: p-1 passes of the longest
+    /// model chunk, (p-1)/v when the layers divide evenly (Narayanan et al. 2021, section 2.2.2).
+    #[inline]
+    pub fn bubble_micro_batches(&self, model: &Model) -> f64 {
+        (f64::from(self.pp) - 1.0) * f64::from(self.max_layers_per_chunk(model))
+            / f64::from(self.max_layers_per_rank(model).max(1))
+    }
+
+    /// Whether gradients are reduced through ZeRO-1/2's flat bucket: stage 1 or 2 with a
+    /// data-parallel peer to reduce with.
+    #[inline]
+    pub fn has_gradient_bucket(&self) -> bool {
+        matches!(self.zero, 1 | 2) && u64::from(self.dp) * u64::from(self.cp) > 1
+    }
+
     /// The recomputation that actually happens: selective recomputation recomputes the attention
     /// scores, which a fused attention kernel never stores, so with one it is no recomputation.
     #[inline]

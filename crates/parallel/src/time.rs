@@ -370,9 +370,7 @@ pub(crate) fn step_time(
     let per_mb = mb.compute + mb.tp + mb.cp + mb.ep + mb.pp;
     // 1F1B: (m + (p-1)/v) micro-batch times per step (Narayanan et al. 2021, section 2.2.2);
     // the fill and drain pass p-1 model chunks, so with uneven chunks the longest one sets it.
-    let chunk_share =
-        f64::from(s.max_layers_per_chunk(model)) / f64::from(s.max_layers_per_rank(model).max(1));
-    let bubble = per_mb * ((f64::from(s.pp) - 1.0) * chunk_share);
+    let bubble = per_mb * s.bubble_micro_batches(model);
 
     // Data parallelism over every rank holding the same weights: dp × cp, stride tp.
     // Dense weights are replicated over the dp × cp ranks (stride tp); MoE expert weights only
