@@ -141,17 +141,19 @@ fn arb_layout() -> impl Strategy<Value = (Layout, u32)> {
             arb_recompute(),
             any::<bool>(),
             any::<bool>(),
+            prop_oneof![3 => Just(None), 1 => Just(Some(1u32)), 1 => count(8).prop_map(Some)],
         ),
         prop_oneof![6 => Just(None), 1 => count(1_000_000).prop_map(Some)],
     )
         .prop_map(
-            |((dp, tp, pp, cp, ep, vpp), (micro_batch, zero, recompute, sp, flash), n)| {
+            |((dp, tp, pp, cp, ep, vpp), (micro_batch, zero, recompute, sp, flash, etp), n)| {
                 let s = Layout {
                     dp,
                     tp,
                     pp,
                     cp,
                     ep,
+                    etp,
                     vpp,
                     micro_batch,
                     zero,

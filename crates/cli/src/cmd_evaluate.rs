@@ -85,6 +85,8 @@ struct Report {
     train_days: f64,
     gpu_hours: f64,
     cost_usd: Option<f64>,
+    /// Ways each expert is split (MoE; tp unless the scenario sets etp).
+    etp: u32,
 }
 
 fn report(sc: &Scenario, cluster: &Cluster, s: &Strategy, e: &Estimate) -> Report {
@@ -143,6 +145,7 @@ fn report(sc: &Scenario, cluster: &Cluster, s: &Strategy, e: &Estimate) -> Repor
         train_days: train_s / 86_400.0,
         gpu_hours,
         cost_usd: sc.price_usd_per_gpu_hour.map(|p| p * gpu_hours),
+        etp: s.expert_tp(),
     }
 }
 
@@ -181,11 +184,42 @@ fn infeasible_field(e: &Infeasible) -> (&'static str, &'static str) {
         Infeasible::Batch { .. } => ("strategy", "micro_batch"),
         Infeasible::CpSeq { .. } => ("strategy", "cp"),
         Infeasible::Ep { .. } | Infeasible::EpDense { .. } => ("strategy", "ep"),
+        Infeasible::Etp { .. } | Infeasible::EtpDense { .. } | Infeasible::EtpNeedsSp { .. } => {
+            ("strategy", "etp")
+        }
         Infeasible::ZeroStage { .. } => ("strategy", "zero"),
         Infeasible::NoFp8 => ("job", "precision"),
         Infeasible::SeqLen { .. } => ("job", "seq_len"),
         // Out of memory and anything newer: recomputation is the first memory lever.
         _ => ("strategy", "recompute"),
+    }
+}
+
+/// The experts' placement, for the layout line of `explain` (empty for a dense layout).
+fn expert_layout(s: &Strategy) -> String {
+    if s.ep == 1 && s.expert_tp() == s.tp {
+        return String::new();
+    }
+    if s.expert_tp() == s.tp {
+        format!(
+            ", experts spread over {} ranks (ep, within dp × cp){}",
+            s.ep,
+            if s.tp > 1 {
+                " and split tp ways like the dense layers"
+            } else {
+                ""
+            }
+        )
+    } else {
+        let split = match s.expert_tp() {
+            1 => "kept whole (etp 1)".to_string(),
+            e => format!("split {e} ways (etp)"),
+        };
+        format!(
+            ", experts spread over {} ranks (ep) and {split}, drawn from tp × cp × dp (MoE parallel folding), each held by {} rank(s)",
+            s.ep,
+            s.expert_dp()
+        )
     }
 }
 
@@ -380,7 +414,7 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
         s.pp,
         s.cp,
         c.n_gpus,
-        if s.ep > 1 { format!(", experts split {} ways (ep, within dp × cp)", s.ep) } else { String::new() },
+        expert_layout(s),
         e.grad_accum,
         s.micro_batch,
         job.global_batch
@@ -426,10 +460,10 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
         "- optimizer states {}: 12 bytes per parameter (fp32 master + Adam m and v){}.",
         gib(mem.optimizer),
         if s.zero >= 1 {
-            let experts = if m.moe.is_some() && s.ep > 1 {
+            let experts = if m.moe.is_some() && (s.ep > 1 || s.expert_tp() != s.tp) {
                 format!(
-                    " (expert weights over dp × cp / ep = {})",
-                    (s.dp * s.cp / s.ep).max(1)
+                    " (expert weights over their replicas, tp·cp·dp / (etp·ep) = {})",
+                    s.expert_dp()
                 )
             } else {
                 String::new()
@@ -577,7 +611,14 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
                 if s.tp_overlap_active() { "" } else { ", or overlap the collectives with the products (tp_comm_overlap) where the framework supports it" }
             ),
             Bottleneck::ContextComm => "Ring attention traffic is not hidden: lower cp or use longer sequences per rank.".into(),
-            Bottleneck::ExpertComm => "Token dispatch between experts is exposed: keep the expert-parallel group inside one node (lower ep) or route fewer experts per token.".into(),
+            Bottleneck::ExpertComm => format!(
+                "Token dispatch between experts is exposed: keep the expert-parallel group inside one node (lower ep{}) or route fewer experts per token.",
+                if s.tp > 1 && s.expert_tp() == s.tp {
+                    ", or keep experts whole with etp = 1 so that ep draws on the tensor-parallel ranks next to each other"
+                } else {
+                    ""
+                }
+            ),
             Bottleneck::PipelineComm => "Pipeline sends are exposed: fewer stages or fewer virtual stages.".into(),
             Bottleneck::DataComm => "Gradient and weight traffic across data-parallel ranks is exposed: larger micro-batches or more accumulation hide it, a lower ZeRO stage sends less, tp/pp shrinks what each rank sends.".into(),
             Bottleneck::Bubble => format!(

@@ -47,7 +47,7 @@ pub const COLUMNS: [&str; 28] = [
 
 /// Columns after the contract's: strategy flags, diagnostics, and how the file was ranked (so
 /// that `merge` ranks the same way).
-pub const EXTRA_COLUMNS: [&str; 8] = [
+pub const EXTRA_COLUMNS: [&str; 9] = [
     "sequence_parallel",
     "flash_attention",
     "hfu",
@@ -56,6 +56,7 @@ pub const EXTRA_COLUMNS: [&str; 8] = [
     "pareto",
     "tp_comm_overlap",
     "model",
+    "etp",
 ];
 
 /// Every column, in file order.
@@ -129,6 +130,7 @@ pub fn row(
         pareto.to_string(),
         s.tp_overlap.to_string(),
         model.to_string(),
+        s.expert_tp().to_string(),
     ]
 }
 
@@ -293,6 +295,8 @@ fn parse_rows(label: &str, bytes: &[u8]) -> Result<Vec<Row>, IoError> {
                 pp: int(6)?,
                 cp: int(7)?,
                 ep: int(8)?,
+                // The column holds the effective value; equal to tp it is the default.
+                etp: Some(int(36)?).filter(|&e| e != tp),
                 vpp: int(9)?,
                 micro_batch: int(10)?,
                 zero,
@@ -498,6 +502,35 @@ mod tests {
             let back = parse("t.csv", &to_csv(&p)).unwrap();
             assert_eq!(back, p);
         }
+    }
+
+    #[test]
+    fn moe_plans_read_back_with_their_expert_split() {
+        let mut model = gpt3_13b();
+        model.moe = Some(trainplan_model::Moe {
+            experts: 8,
+            top_k: 2,
+        });
+        let spec = SpaceSpec::new(vec![a100_80gb(Some(2.0))], vec![64], vec![256]);
+        let r = SearchBuilder::new(model, job(256, 260e9), spec)
+            .top_k(4000)
+            .build()
+            .unwrap()
+            .run(Some(2))
+            .unwrap();
+        let p = Plans {
+            gpus: r.gpus,
+            plans: r.plans,
+            objective: Objective::Time,
+            pareto: false,
+            model: "moe".into(),
+        };
+        assert!(p.plans.iter().any(|x| x.strategy.etp == Some(1)));
+        assert!(p
+            .plans
+            .iter()
+            .any(|x| x.strategy.etp.is_none() && x.strategy.tp > 1));
+        assert_eq!(parse("t.csv", &to_csv(&p)).unwrap(), p);
     }
 
     #[test]

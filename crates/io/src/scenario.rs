@@ -233,6 +233,8 @@ pub struct StrategySection {
     pub cp: Option<u32>,
     /// Expert parallel (default 1).
     pub ep: Option<u32>,
+    /// Expert tensor parallelism (MoE): 1 keeps experts whole; unset follows tp.
+    pub etp: Option<u32>,
     /// Virtual stages (default 1).
     pub vpp: Option<u32>,
     /// Micro-batch (default 1).
@@ -687,12 +689,30 @@ fn build_strategy(
             "overlapping the tensor-parallel collectives needs sequence_parallel = true (Megatron-Core's --tp-comm-overlap requires --sequence-parallel); set one of them differently".into(),
         ));
     }
+    let etp = match s.etp {
+        Some(e) if e == 0 || tp % e != 0 => {
+            return Err(field_err(
+                "etp",
+                format!("etp {e} must be at least 1 and divide tp = {tp} (1 keeps each expert whole; leave it unset to split experts like the dense layers)"),
+            ))
+        }
+        Some(e) if e < tp && !sequence_parallel => {
+            return Err(field_err(
+                "etp",
+                format!("etp {e} below tp {tp} needs sequence_parallel = true: the experts take their tokens from each rank's sequence shard"),
+            ))
+        }
+        // Equal to tp is the default; store it one way so that equal layouts compare equal.
+        Some(e) if e == tp => None,
+        other => other,
+    };
     Ok(Strategy {
         dp,
         tp,
         pp,
         cp,
         ep: s.ep.unwrap_or(1),
+        etp,
         vpp: s.vpp.unwrap_or(1),
         micro_batch: s.micro_batch.unwrap_or(1),
         zero,

@@ -105,15 +105,40 @@ pub enum Infeasible {
         /// Expert-parallel degree.
         ep: u32,
     },
-    /// Expert parallelism needs an MoE model whose experts it divides, and must divide dp.
-    #[error("ep {ep} must divide the experts ({experts}) and dp × cp ({dp_cp})")]
+    /// Expert parallelism needs an MoE model whose experts it divides, and must divide the
+    /// stage's ranks left after expert tensor parallelism.
+    #[error("ep {ep} must divide the experts ({experts}) and tp × cp × dp / etp ({groups}; etp defaults to tp, so this is dp × cp unless etp is set)")]
     Ep {
         /// Expert-parallel degree.
         ep: u32,
         /// Experts (0 for a dense model).
         experts: u32,
-        /// dp × cp.
-        dp_cp: u32,
+        /// tp × cp × dp / etp.
+        groups: u32,
+    },
+    /// Expert tensor parallelism that does not divide tp.
+    #[error("etp {etp} must be at least 1 and divide tp ({tp})")]
+    Etp {
+        /// Expert tensor-parallel degree.
+        etp: u32,
+        /// Tensor-parallel degree.
+        tp: u32,
+    },
+    /// Expert tensor parallelism on a dense model.
+    #[error("etp {etp} needs a mixture-of-experts model (moe_experts); this model is dense, so leave etp unset (it follows tp = {tp})")]
+    EtpDense {
+        /// Expert tensor-parallel degree.
+        etp: u32,
+        /// Tensor-parallel degree.
+        tp: u32,
+    },
+    /// Experts split fewer ways than tp without sequence parallelism.
+    #[error("etp {etp} below tp {tp} needs sequence_parallel = true: the experts take their tokens from each rank's sequence shard")]
+    EtpNeedsSp {
+        /// Expert tensor-parallel degree.
+        etp: u32,
+        /// Tensor-parallel degree.
+        tp: u32,
     },
     /// ZeRO stage out of range.
     #[error("ZeRO stage {zero} does not exist (allowed: 0, 1, 2, 3)")]
@@ -157,6 +182,9 @@ impl Infeasible {
             Infeasible::Batch { .. } => "batch",
             Infeasible::CpSeq { .. } => "cp_seq",
             Infeasible::Ep { .. } | Infeasible::EpDense { .. } => "ep",
+            Infeasible::Etp { .. }
+            | Infeasible::EtpDense { .. }
+            | Infeasible::EtpNeedsSp { .. } => "etp",
             Infeasible::ZeroStage { .. } => "zero_stage",
             Infeasible::NoFp8 => "no_fp8",
             Infeasible::SeqLen { .. } => "seq_len",

@@ -76,8 +76,8 @@ pub(crate) struct StageParams {
     pub last: f64,
     /// In one transformer layer.
     pub per_layer: f64,
-    /// Of the above, MoE expert weights on a stage: replicated only over dp·cp/ep ranks, so
-    /// ZeRO shards them over that smaller group (Megatron's expert data parallelism).
+    /// Of the above, MoE expert weights on a stage: replicated only over tp·cp·dp/(etp·ep)
+    /// ranks, so ZeRO shards them over that smaller group (Megatron's expert data parallelism).
     pub experts: f64,
 }
 
@@ -87,8 +87,10 @@ pub(crate) fn stage_params(model: &Model, s: &Strategy) -> StageParams {
     let p = model.params();
     let tp = f64::from(s.tp);
     let layers = f64::from(s.max_layers_per_rank(model));
+    // A rank holds experts/ep experts, each split etp ways (Liu et al. 2025, section 3).
     let experts_per_layer = model.moe.map_or(0.0, |moe| {
-        model.ffn_params_one() * f64::from(moe.experts) / (tp * f64::from(s.ep))
+        model.ffn_params_one() * f64::from(moe.experts)
+            / (f64::from(s.expert_tp()) * f64::from(s.ep))
     });
     let per_layer = match model.moe {
         Some(moe) => {
@@ -120,7 +122,7 @@ pub(crate) fn stage_params(model: &Model, s: &Strategy) -> StageParams {
 pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> MemoryBreakdown {
     let sp = stage_params(model, s);
     let dense_shard = f64::from(s.dp) * f64::from(s.cp);
-    let expert_shard = (dense_shard / f64::from(s.ep)).max(1.0);
+    let expert_shard = s.expert_dp();
     let states_of = |params: f64, shard: f64| -> (Bytes, Bytes, Bytes) {
         let weights = if s.zero >= 3 {
             0.0

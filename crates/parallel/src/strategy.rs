@@ -72,8 +72,14 @@ pub struct Strategy {
     pub pp: u32,
     /// Context-parallel degree (the sequence split across ranks).
     pub cp: u32,
-    /// Expert-parallel degree (MoE only; carved out of dp × cp).
+    /// Expert-parallel degree (MoE only): the ranks a layer's experts are spread over, carved
+    /// out of the tp × cp × dp ranks together with the expert tensor parallelism.
     pub ep: u32,
+    /// Expert tensor parallelism (MoE only): how many ways each expert's matrices are split.
+    /// `None` splits them like the dense layers (tp ways, Megatron's default); `Some(1)` keeps
+    /// experts whole and lets ep span the tensor-parallel ranks too (Megatron-Core's MoE
+    /// parallel folding, Liu et al. 2025, arXiv:2504.14960, section 3). Must divide tp.
+    pub etp: Option<u32>,
     /// Virtual pipeline stages (model chunks) per pipeline rank; 1 = plain 1F1B.
     pub vpp: u32,
     /// Micro-batch in sequences.
@@ -101,6 +107,7 @@ impl Default for Strategy {
             pp: 1,
             cp: 1,
             ep: 1,
+            etp: None,
             vpp: 1,
             micro_batch: 1,
             zero: 0,
@@ -198,16 +205,33 @@ impl Strategy {
                 seq_len: job.seq_len,
             });
         }
-        let dp_cp = self.dp * self.cp;
         let experts = model.moe.map_or(0, |m| m.experts);
         if self.ep > 1 && experts == 0 {
             return Err(Infeasible::EpDense { ep: self.ep });
         }
-        if self.ep > 1 && (experts % self.ep != 0 || dp_cp % self.ep != 0) {
+        if let Some(etp) = self.etp {
+            if experts == 0 && etp != self.tp {
+                return Err(Infeasible::EtpDense { etp, tp: self.tp });
+            }
+            if etp == 0 || self.tp % etp != 0 {
+                return Err(Infeasible::Etp { etp, tp: self.tp });
+            }
+            // Experts split fewer ways than the dense layers take their tokens from the
+            // sequence shard, which only sequence parallelism provides (Megatron-Core requires
+            // --sequence-parallel for MoE with tp > 1).
+            if etp < self.tp && !self.sp_active() {
+                return Err(Infeasible::EtpNeedsSp { etp, tp: self.tp });
+            }
+        }
+        // Expert ranks: etp innermost, then ep, then the expert data-parallel replicas; together
+        // they tile the tp × cp × dp ranks of a pipeline stage (Liu et al. 2025, section 3).
+        let etp = u64::from(self.expert_tp());
+        let ranks = u64::from(self.tp) * u64::from(self.cp) * u64::from(self.dp);
+        if self.ep > 1 && (experts % self.ep != 0 || ranks % (u64::from(self.ep) * etp) != 0) {
             return Err(Infeasible::Ep {
                 ep: self.ep,
                 experts,
-                dp_cp,
+                groups: (ranks / etp.max(1)) as u32,
             });
         }
         if job.precision == Precision::Fp8 && cluster.accelerator.fp8_peak.is_none() {
@@ -273,6 +297,21 @@ impl Strategy {
     pub fn params_per_gpu(&self, model: &Model) -> f64 {
         let p = crate::memory::stage_params(model, self);
         p.first.max(p.last)
+    }
+
+    /// Ways each expert's matrices are split: `etp`, or tp when unset.
+    #[inline]
+    pub fn expert_tp(&self) -> u32 {
+        self.etp.unwrap_or(self.tp)
+    }
+
+    /// Expert data-parallel degree: the replicas of one expert, over which ZeRO shards its
+    /// states, tp·cp·dp / (etp·ep) (Liu et al. 2025, section 3).
+    #[inline]
+    pub fn expert_dp(&self) -> f64 {
+        (f64::from(self.tp) * f64::from(self.cp) * f64::from(self.dp)
+            / (f64::from(self.expert_tp()) * f64::from(self.ep)))
+        .max(1.0)
     }
 
     /// Sequence parallelism in effect (it needs tp > 1).

@@ -181,21 +181,26 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
     let kv = model.kv_dim();
     let f = f64::from(model.ffn);
     let n_in = model.ffn_act.n_matrices() as f64 - 1.0;
-    let (ffn_tokens, ffn_count) = match model.moe {
+    // Tokens one rank sends into its MoE layer: the etp ranks of an expert-tensor group gather
+    // their sequence shards, tokens·etp/tp (all of them when etp = tp; Liu et al. 2025,
+    // section 3).
+    let etp = f64::from(s.expert_tp());
+    let moe_tokens = tokens * etp / tp;
+    let (ffn_tokens, ffn_count, ffn_split) = match model.moe {
         // The ep ranks of a group pool their tokens; each of a rank's experts/ep experts sees
-        // ep·tokens·top_k/experts of them, so a rank runs tokens·top_k expert rows in all.
+        // ep·moe_tokens·top_k/experts of them, split etp ways.
         Some(moe) => {
             let e = f64::from(moe.experts) / f64::from(s.ep);
             let per_expert =
-                tokens * f64::from(moe.top_k) * f64::from(s.ep) / f64::from(moe.experts);
-            (per_expert, e)
+                moe_tokens * f64::from(moe.top_k) * f64::from(s.ep) / f64::from(moe.experts);
+            (per_expert, e, etp)
         }
-        None => (tokens, 1.0),
+        None => (tokens, 1.0, tp),
     };
     let mm_t = gemm(tokens, (h + 2.0 * kv) / tp, h, mm_rate, d0)
         + gemm(tokens, h, h / tp, mm_rate, d0)
-        + (gemm(ffn_tokens, n_in * f / tp, h, mm_rate, d0)
-            + gemm(ffn_tokens, h, f / tp, mm_rate, d0))
+        + (gemm(ffn_tokens, n_in * f / ffn_split, h, mm_rate, d0)
+            + gemm(ffn_tokens, h, f / ffn_split, mm_rate, d0))
             * ffn_count;
     let logits_t = gemm(
         tokens,
@@ -245,7 +250,20 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
     } else {
         cluster.collective_time(Collective::AllReduce, act, tp_group)
     };
-    let tp_per_layer = tp_one * (4.0 + 2.0 * mm_recompute);
+    // An MoE block gathers and scatters its tokens over the etp ranks only (nothing when
+    // etp = 1, Liu et al. 2025, section 3); the attention block keeps the full tp group.
+    let ffn_one = if model.moe.is_some() && s.expert_tp() != s.tp {
+        let etp_group = Group {
+            size: s.expert_tp(),
+            stride: 1,
+        };
+        let moe_act = Bytes(moe_tokens * h * ACT_BYTES);
+        cluster.collective_time(Collective::AllGather, moe_act, etp_group)
+            + cluster.collective_time(Collective::ReduceScatter, moe_act, etp_group)
+    } else {
+        tp_one
+    };
+    let tp_per_layer = (tp_one + ffn_one) * (2.0 + mm_recompute);
     // With overlap on, each collective is pipelined with the product that consumes or produces
     // it (Wang et al. 2022, "Overlap Communication with Dependent Computation via Decomposition",
     // section 4): only what outlasts the layer's products stays on the critical path.
@@ -282,10 +300,11 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
     // (Lepikhin et al. 2020, "GShard", section 2.2), rerun under full recomputation.
     let ep_t = match model.moe {
         Some(moe) if s.ep > 1 => {
-            let routed = Bytes(tokens * f64::from(moe.top_k) * h * ACT_BYTES);
+            let routed = Bytes(moe_tokens * f64::from(moe.top_k) * h * ACT_BYTES);
+            // Expert ranks are placed etp innermost, then ep (Liu et al. 2025, section 3).
             let ep_group = Group {
                 size: s.ep,
-                stride: s.tp * s.cp,
+                stride: s.expert_tp(),
             };
             cluster.collective_time(Collective::AllToAll, routed, ep_group)
                 * ((4.0 + 2.0 * mm_recompute) * layers)
@@ -321,7 +340,7 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
 /// GPU, forward plus backward: the dense part (norms, residuals, activation functions) and the
 /// MoE token permutation. Without sequence parallelism every tensor-parallel rank runs the
 /// hidden-width operations on the whole sequence; with it, on its 1/tp shard (Korthikanti et al.
-/// 2022, section 4.2.2).
+/// 2022, section 4.2.2), and permutes the etp/tp share its expert-tensor group gathers.
 fn elementwise_bytes(model: &Model, tokens: f64, s: &Strategy) -> (Bytes, Bytes) {
     let tp = f64::from(s.tp.max(1));
     let h = f64::from(model.hidden);
@@ -332,9 +351,16 @@ fn elementwise_bytes(model: &Model, tokens: f64, s: &Strategy) -> (Bytes, Bytes)
     // copies it to its top_k experts and combine reads the top_k results back, each a read and a
     // write of top_k·h elements, mirrored in backward (GShard's dispatch and combine, Lepikhin et
     // al. 2020, section 2.2; Megatron-Core's permute/unpermute).
-    let permute = model
-        .moe
-        .map_or(0.0, |m| MOE_PERMUTE_ELEMENTS * f64::from(m.top_k) * h_share);
+    // A rank permutes the tokens it dispatches: its etp ranks' gathered sequence shards under
+    // sequence parallelism, the whole sequence without it.
+    let moe_share = if s.sp_active() {
+        h * f64::from(s.expert_tp()) / tp
+    } else {
+        h
+    };
+    let permute = model.moe.map_or(0.0, |m| {
+        MOE_PERMUTE_ELEMENTS * f64::from(m.top_k) * moe_share
+    });
     (
         Bytes(ACT_BYTES * tokens * dense),
         Bytes(ACT_BYTES * tokens * permute),
@@ -374,8 +400,8 @@ pub(crate) fn step_time(
 
     // Data parallelism over every rank holding the same weights: dp × cp, stride tp.
     // Dense weights are replicated over the dp × cp ranks (stride tp); MoE expert weights only
-    // over the dp × cp / ep ranks that hold the same experts (Megatron's expert data parallelism,
-    // ranks ordered tp, cp, ep, dp).
+    // over the tp·cp·dp/(etp·ep) ranks that hold the same experts (Megatron's expert data
+    // parallelism, expert ranks ordered etp, ep, then replicas; Liu et al. 2025, section 3).
     let stage = crate::memory::stage_params(model, s);
     let (params, experts) = (stage.first.max(stage.last), stage.experts);
     let dp_group = Group {
@@ -383,8 +409,8 @@ pub(crate) fn step_time(
         stride: s.tp,
     };
     let expert_group = Group {
-        size: (s.dp * s.cp / s.ep).max(1),
-        stride: s.tp * s.ep,
+        size: s.expert_dp() as u32,
+        stride: s.expert_tp() * s.ep,
     };
     let collective = |op: Collective, bytes_per_param: f64| -> Seconds {
         cluster.collective_time(op, Bytes((params - experts) * bytes_per_param), dp_group)
@@ -432,10 +458,11 @@ pub(crate) fn step_time(
         }
     };
 
-    // Each rank updates its ZeRO shard: dense weights over dp × cp, experts over dp × cp / ep.
+    // Each rank updates its ZeRO shard: dense weights over dp × cp, experts over the expert
+    // data-parallel group.
     let (dense_shard, expert_shard) = if s.zero >= 1 {
         let d = f64::from(s.dp) * f64::from(s.cp);
-        (d, (d / f64::from(s.ep)).max(1.0))
+        (d, s.expert_dp())
     } else {
         (1.0, 1.0)
     };
@@ -543,7 +570,9 @@ mod tests {
     fn element_wise_traffic_follows_the_sequence_shard_and_the_experts() {
         // Mixtral-like: h 4096, FFN 14336 per expert, top-2, tp 2. Dense traffic is
         // 12 × (h + 2·FFN/tp) elements per token, h/tp under sequence parallelism; dispatch and
-        // combine add 8 × 2 × h (h/tp under sequence parallelism).
+        // combine add 8 × 2 × h for the tokens a rank dispatches: all of them when experts split
+        // like the dense layers (its tp group gathers the sequence first), its own shard when
+        // experts are whole (etp 1).
         let moe = trainplan_model::Model {
             hidden: 4096,
             ffn: 14336,
@@ -554,9 +583,14 @@ mod tests {
             ..gpt3()
         };
         let tokens = 4096.0;
-        let check = |model: &trainplan_model::Model, sp: bool, dense: f64, permute: f64| {
+        let check = |model: &trainplan_model::Model,
+                     sp: bool,
+                     etp: Option<u32>,
+                     dense: f64,
+                     permute: f64| {
             let s = crate::Strategy {
                 sequence_parallel: sp,
+                etp,
                 ..strategy(1, 2, 1)
             };
             let (d, p) = super::elementwise_bytes(model, tokens, &s);
@@ -567,24 +601,22 @@ mod tests {
             );
             assert!(
                 (p.get() - 2.0 * tokens * permute).abs() < 1e-3,
-                "sp {sp}: {}",
+                "sp {sp} etp {etp:?}: {}",
                 p.get()
             );
         };
+        let dense_sp = 12.0 * (2048.0 + 2.0 * 14336.0 / 2.0);
         check(
             &moe,
             false,
+            None,
             12.0 * (4096.0 + 2.0 * 14336.0 / 2.0),
             8.0 * 2.0 * 4096.0,
         );
-        check(
-            &moe,
-            true,
-            12.0 * (2048.0 + 2.0 * 14336.0 / 2.0),
-            8.0 * 2.0 * 2048.0,
-        );
+        check(&moe, true, None, dense_sp, 8.0 * 2.0 * 4096.0);
+        check(&moe, true, Some(1), dense_sp, 8.0 * 2.0 * 2048.0);
         let dense = trainplan_model::Model { moe: None, ..moe };
-        check(&dense, false, 12.0 * (4096.0 + 14336.0 / 2.0), 0.0);
+        check(&dense, false, None, 12.0 * (4096.0 + 14336.0 / 2.0), 0.0);
     }
 
     #[test]
@@ -620,6 +652,141 @@ mod tests {
         let as_if_dense =
             cluster.collective_time(Collective::AllReduce, Bytes(all * 4.0), dense_group);
         assert!(t.dp_traffic.get() > 2.0 * as_if_dense.get());
+    }
+
+    #[test]
+    fn whole_experts_keep_the_all_to_all_inside_the_node() {
+        use trainplan_hardware::{Collective, Group};
+        use trainplan_units::Bytes;
+        // Mixtral-like on 64 A100s, tp 4 with sequence parallelism, ep 8.
+        let model = trainplan_model::Model {
+            hidden: 4096,
+            n_heads: 32,
+            n_kv_heads: 8,
+            ffn: 14336,
+            n_layers: 32,
+            moe: Some(trainplan_model::Moe {
+                experts: 8,
+                top_k: 2,
+            }),
+            ..gpt3()
+        };
+        let (cluster, job) = (a100(64), job(256));
+        let split = strategy(16, 4, 1);
+        let split = crate::Strategy { ep: 8, ..split };
+        let whole = crate::Strategy {
+            etp: Some(1),
+            ..split
+        };
+        // Stating etp = tp is the default.
+        let same = crate::Strategy {
+            etp: Some(4),
+            ..split
+        };
+        let a = evaluate(&model, &cluster, &job, &split).unwrap();
+        assert_eq!(a, evaluate(&model, &cluster, &job, &same).unwrap());
+        let b = evaluate(&model, &cluster, &job, &whole).unwrap();
+        // Split experts: the 8 ranks sharing a tensor-parallel slot sit tp = 4 apart and span
+        // four nodes, each dispatching the whole gathered micro-batch. Whole experts: 8
+        // neighbours in one node, each dispatching its quarter of the sequence.
+        let tokens = 2048.0;
+        let routed = |t: f64| Bytes(t * 2.0 * 4096.0 * 2.0);
+        let a2a = |t: f64, stride: u32| {
+            cluster.collective_time(Collective::AllToAll, routed(t), Group { size: 8, stride })
+                * (4.0 * 32.0 * 16.0)
+        };
+        assert!((a.time.ep_comm.get() - a2a(tokens, 4).get()).abs() < 1e-9 * a.time.ep_comm.get());
+        assert!(
+            (b.time.ep_comm.get() - a2a(tokens / 4.0, 1).get()).abs() < 1e-9 * b.time.ep_comm.get()
+        );
+        assert!(b.time.ep_comm.get() < 0.1 * a.time.ep_comm.get());
+        // A rank holds its one expert whole instead of a quarter of it: four times the expert
+        // weights, but replicated on 8 ranks instead of 2, so ZeRO's optimizer shard is the same.
+        let (sa, sb) = (
+            crate::memory::stage_params(&model, &split),
+            crate::memory::stage_params(&model, &whole),
+        );
+        assert!((sb.experts - 4.0 * sa.experts).abs() < 1.0);
+        assert_eq!((split.expert_dp(), whole.expert_dp()), (2.0, 8.0));
+        let rel = (b.memory.optimizer.get() - a.memory.optimizer.get()).abs();
+        assert!(rel < 1e-9 * a.memory.optimizer.get());
+        assert!(b.memory.weights.get() > a.memory.weights.get());
+        // The same FLOPs, so MFU moves only with the step time.
+        assert!(b.time.step.get() < a.time.step.get());
+    }
+
+    #[test]
+    fn expert_tensor_parallelism_is_checked() {
+        let mut moe = gpt3();
+        moe.moe = Some(trainplan_model::Moe {
+            experts: 8,
+            top_k: 2,
+        });
+        let (cluster, job) = (a100(64), job(256));
+        let base = crate::Strategy {
+            ep: 8,
+            ..strategy(16, 4, 1)
+        };
+        let reason = |model: &trainplan_model::Model, s: crate::Strategy| {
+            evaluate(model, &cluster, &job, &s)
+                .err()
+                .map(|e| e.reason())
+        };
+        assert_eq!(
+            reason(
+                &moe,
+                crate::Strategy {
+                    etp: Some(3),
+                    ..base
+                }
+            ),
+            Some("etp")
+        );
+        assert_eq!(
+            reason(
+                &moe,
+                crate::Strategy {
+                    etp: Some(0),
+                    ..base
+                }
+            ),
+            Some("etp")
+        );
+        let no_sp = crate::Strategy {
+            etp: Some(1),
+            sequence_parallel: false,
+            ..base
+        };
+        assert_eq!(reason(&moe, no_sp), Some("etp"));
+        assert_eq!(
+            reason(
+                &gpt3(),
+                crate::Strategy {
+                    etp: Some(1),
+                    ep: 1,
+                    ..base
+                }
+            ),
+            Some("etp")
+        );
+        // ep 32 does not divide dp × cp = 16, but whole experts draw on tp × dp × cp = 64 ranks.
+        let mut many = moe;
+        many.moe = Some(trainplan_model::Moe {
+            experts: 64,
+            top_k: 2,
+        });
+        let wide = crate::Strategy { ep: 32, ..base };
+        assert_eq!(reason(&many, wide), Some("ep"));
+        assert_eq!(
+            reason(
+                &many,
+                crate::Strategy {
+                    etp: Some(1),
+                    ..wide
+                }
+            ),
+            None
+        );
     }
 
     #[test]

@@ -192,6 +192,8 @@ pub(crate) struct Layout {
     pub pp: u32,
     pub cp: u32,
     pub ep: u32,
+    /// Expert tensor parallelism (`None`: as tp).
+    pub etp: Option<u32>,
     /// Strategies inside this layout.
     pub strategies: u64,
 }
@@ -260,19 +262,34 @@ pub(crate) fn count_strategies(spec: &SpaceSpec, n_mb: usize, pp: u32, tp: u32) 
         * sps(&spec.sequence_parallel, tp).len() as u64
 }
 
-/// Expert-parallel degrees to try for a layout of data × context parallel `dp_cp`.
-pub(crate) fn eps(spec: &SpaceSpec, model: &Model, dp_cp: u32) -> Vec<u32> {
+/// Expert layouts to try for a layout of tensor parallel `tp` and data × context parallel
+/// `dp_cp`: (ep, etp). Experts split like the dense layers (etp unset) take ep from dp × cp;
+/// with tp > 1, whole experts (etp 1, Megatron-Core's MoE parallel folding, Liu et al. 2025,
+/// arXiv:2504.14960) take ep from tp × dp × cp as well.
+pub(crate) fn eps(spec: &SpaceSpec, model: &Model, tp: u32, dp_cp: u32) -> Vec<(u32, Option<u32>)> {
     match model.moe {
-        None => vec![1],
+        None => vec![(1, None)],
         Some(moe) => {
             let candidates = spec
                 .ep
                 .clone()
                 .unwrap_or_else(|| divisors(moe.experts.max(1)));
-            candidates
-                .into_iter()
-                .filter(|&e| e == 1 || (moe.experts % e == 0 && dp_cp % e == 0))
-                .collect()
+            let divides =
+                |e: u32, ranks: u64| e == 1 || (moe.experts % e == 0 && ranks % u64::from(e) == 0);
+            let mut out: Vec<(u32, Option<u32>)> = candidates
+                .iter()
+                .filter(|&&e| divides(e, u64::from(dp_cp)))
+                .map(|&e| (e, None))
+                .collect();
+            if tp > 1 {
+                out.extend(
+                    candidates
+                        .iter()
+                        .filter(|&&e| e > 1 && divides(e, u64::from(tp) * u64::from(dp_cp)))
+                        .map(|&e| (e, Some(1))),
+                );
+            }
+            out
         }
     }
 }

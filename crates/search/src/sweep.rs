@@ -283,7 +283,7 @@ impl SearchBuilder {
                                     break;
                                 }
                                 let dp = rest / pp;
-                                for ep in space::eps(&spec, &model, dp * cp) {
+                                for (ep, etp) in space::eps(&spec, &model, tp, dp * cp) {
                                     let key = (g, dp);
                                     let mbi = *mb_index.entry(key).or_insert_with(|| {
                                         mb_lists.push(space::micro_batches(
@@ -304,6 +304,7 @@ impl SearchBuilder {
                                         pp,
                                         cp,
                                         ep,
+                                        etp,
                                         strategies,
                                     });
                                     layout_mb.push(mbi);
@@ -613,12 +614,18 @@ impl Search {
                             continue;
                         }
                         for &sequence_parallel in sps {
+                            if l.etp.is_some_and(|e| e < l.tp) && !sequence_parallel {
+                                // Whole experts take their tokens from the sequence shard.
+                                acc.counts.add("etp", 1);
+                                continue;
+                            }
                             let s = Strategy {
                                 dp: l.dp,
                                 tp: l.tp,
                                 pp: l.pp,
                                 cp: l.cp,
                                 ep: l.ep,
+                                etp: l.etp,
                                 vpp,
                                 micro_batch: mb,
                                 zero,

@@ -357,10 +357,28 @@ fn moe_layouts_try_expert_parallel_degrees_that_divide() {
         .unwrap();
     let eps: std::collections::BTreeSet<u32> = r.plans.iter().map(|p| p.strategy.ep).collect();
     assert!(eps.len() > 1, "{eps:?}");
+    // Experts split like the dense layers take ep from dp × cp; whole experts (etp 1, only
+    // under sequence parallelism) from tp × dp × cp.
     assert!(r.plans.iter().all(|p| {
         let s = p.strategy;
-        8 % s.ep == 0 && (s.dp * s.cp) % s.ep == 0
+        let ranks = match s.etp {
+            None => s.dp * s.cp,
+            Some(e) => {
+                assert!(e == 1 && s.tp > 1 && s.sp_active(), "{s:?}");
+                s.tp * s.dp * s.cp
+            }
+        };
+        8 % s.ep == 0 && ranks % s.ep == 0
     }));
+    // Folding is tried and can reach an ep that dp × cp alone cannot.
+    assert!(
+        r.plans
+            .iter()
+            .any(|p| p.strategy.etp == Some(1)
+                && (p.strategy.dp * p.strategy.cp) % p.strategy.ep != 0),
+        "no folded layout among {} plans",
+        r.plans.len()
+    );
 }
 
 #[test]

@@ -83,6 +83,8 @@ pub struct Chosen {
     pub zero: bool,
     /// Expert parallelism was chosen.
     pub ep: bool,
+    /// Expert tensor parallelism was chosen (MoE with tp > 1; no runs CSV column states it).
+    pub etp: bool,
     /// Tensor-parallel communication overlap was assumed (no runs CSV column states it).
     pub tp_overlap: bool,
 }
@@ -120,6 +122,9 @@ impl Prediction {
         if c.ep {
             parts.push(format!("ep={}", s.ep));
         }
+        if c.etp {
+            parts.push(format!("etp={}", s.expert_tp()));
+        }
         if c.tp_overlap {
             parts.push(format!("tp_comm_overlap={}", s.tp_overlap));
         }
@@ -134,7 +139,7 @@ const FEATURE_HURDLE: f64 = 0.02;
 /// Throughput discounted by the non-default features a layout needs: between two layouts of
 /// nearly equal speed, a team keeps the defaults.
 fn appeal(s: &Strategy, e: &Estimate) -> f64 {
-    let features = u8::from(s.sp_active()) + u8::from(s.vpp > 1);
+    let features = u8::from(s.sp_active()) + u8::from(s.vpp > 1) + u8::from(s.expert_tp() != s.tp);
     e.tokens_per_s * (1.0 - FEATURE_HURDLE * f64::from(features))
 }
 
@@ -236,13 +241,37 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
                 None => &Recompute::ALL,
             };
             let zeros = zero_candidates(t.zero, pp);
-            // An MoE run that does not state ep tries every ep that divides the experts and dp × cp.
-            let eps: Vec<u32> = match (t.ep, run.model.moe) {
-                (Some(ep), _) => vec![ep],
-                (None, Some(moe)) => divisors(moe.experts)
-                    .filter(|&e| (u64::from(dp) * u64::from(cp)) % u64::from(e) == 0)
-                    .collect(),
-                (None, None) => vec![1],
+            // Expert layouts: experts split like the dense layers with ep inside dp × cp, and
+            // with tp > 1 whole experts (etp 1, Megatron-Core's MoE parallel folding) with ep
+            // inside tp × dp × cp. An MoE run that does not state ep tries every ep that divides
+            // the experts and those ranks.
+            let dp_cp = u64::from(dp) * u64::from(cp);
+            let eps: Vec<(u32, Option<u32>)> = match run.model.moe {
+                None => vec![(t.ep.unwrap_or(1), None)],
+                Some(moe) => {
+                    let cands: Vec<u32> = match t.ep {
+                        Some(ep) => vec![ep],
+                        None => divisors(moe.experts).collect(),
+                    };
+                    let mut v: Vec<(u32, Option<u32>)> = cands
+                        .iter()
+                        .filter(|&&e| dp_cp % u64::from(e) == 0)
+                        .map(|&e| (e, None))
+                        .collect();
+                    if tp > 1 {
+                        v.extend(
+                            cands
+                                .iter()
+                                .filter(|&&e| e > 1 && (u64::from(tp) * dp_cp) % u64::from(e) == 0)
+                                .map(|&e| (e, Some(1))),
+                        );
+                    }
+                    if v.is_empty() {
+                        // Keep one so that the reason it fails is reported.
+                        v.push((cands[0], None));
+                    }
+                    v
+                }
             };
             let (vpps, zeros, eps) = (vpps.as_slice(), zeros.as_slice(), eps.as_slice());
             let candidates = mbs.iter().flat_map(|&mb| {
@@ -250,12 +279,13 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
                     sps.iter().flat_map(move |&sp| {
                         recs.iter().flat_map(move |&recompute| {
                             zeros.iter().flat_map(move |&zero| {
-                                eps.iter().map(move |&ep| Strategy {
+                                eps.iter().map(move |&(ep, etp)| Strategy {
                                     dp,
                                     tp,
                                     pp,
                                     cp,
                                     ep,
+                                    etp,
                                     vpp,
                                     micro_batch: mb,
                                     zero,
@@ -297,6 +327,7 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
                                 recompute: t.recompute.is_none(),
                                 zero: t.zero.is_none(),
                                 ep: t.ep.is_none() && run.model.moe.is_some(),
+                                etp: run.model.moe.is_some() && tp > 1,
                                 tp_overlap: strategy.tp_overlap,
                             };
                             best = Some((
@@ -454,6 +485,44 @@ mod tests {
         );
         run4.template.micro_batch = Some(1);
         assert!(matches!(predict(&run4), Err(Infeasible::ZeroStage { .. })));
+    }
+
+    #[test]
+    fn moe_runs_with_tensor_parallelism_choose_how_experts_split() {
+        // 64 experts on 64 A100s at tp 4, dp 16: ep 32 fits only when experts stay whole and ep
+        // draws on the tensor-parallel ranks too (MoE parallel folding).
+        let mut model = trainplan_model::testing::gpt3("moe", 8, 2048, 16);
+        model.moe = Some(trainplan_model::Moe {
+            experts: 64,
+            top_k: 2,
+        });
+        let t = Template {
+            tp: Some(4),
+            pp: Some(1),
+            dp: Some(16),
+            ep: Some(32),
+            micro_batch: Some(1),
+            recompute: Some(Recompute::Full),
+            zero: Some(1),
+            ..Template::default()
+        };
+        let p = predict(&run(model.clone(), t)).unwrap();
+        assert_eq!(p.strategy.etp, Some(1));
+        assert!(p.strategy.sp_active());
+        assert!(p.choices().contains("etp=1"), "{}", p.choices());
+        // With ep inside dp × cp both splits are valid; the choice is reported either way.
+        let t8 = Template { ep: Some(8), ..t };
+        let p8 = predict(&run(model.clone(), t8)).unwrap();
+        assert!(p8.choices().contains("etp="), "{}", p8.choices());
+        // Dense runs and tp 1 have nothing to choose.
+        let t1 = Template {
+            tp: Some(1),
+            dp: Some(64),
+            ep: Some(8),
+            ..t
+        };
+        let p1 = predict(&run(model, t1)).unwrap();
+        assert!(!p1.choices().contains("etp"), "{}", p1.choices());
     }
 
     #[test]
