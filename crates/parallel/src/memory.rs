@@ -87,7 +87,7 @@ pub(crate) fn stage_params(model: &Model, s: &Strategy) -> StageParams {
     let p = model.params();
     let tp = f64::from(s.tp);
     let layers = f64::from(s.max_layers_per_rank(model));
-    // A rank holds experts/ep experts, each split etp ways (Liu et al. 2025, section 3).
+    // A rank holds experts/ep experts, each split etp ways (Liu et al. 2025, "MoE Parallel Folding").
     let experts_per_layer = model.moe.map_or(0.0, |moe| {
         model.ffn_params_one() * f64::from(moe.experts)
             / (f64::from(s.expert_tp()) * f64::from(s.ep))

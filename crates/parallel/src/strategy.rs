@@ -78,7 +78,7 @@ pub struct Strategy {
     /// Expert tensor parallelism (MoE only): how many ways each expert's matrices are split.
     /// `None` splits them like the dense layers (tp ways, Megatron's default); `Some(1)` keeps
     /// experts whole and lets ep span the tensor-parallel ranks too (Megatron-Core's MoE
-    /// parallel folding, Liu et al. 2025, arXiv:2504.14960, section 3). Must divide tp.
+    /// parallel folding, Liu et al. 2025, "MoE Parallel Folding", arXiv:2504.14960). Must divide tp.
     pub etp: Option<u32>,
     /// Virtual pipeline stages (model chunks) per pipeline rank; 1 = plain 1F1B.
     pub vpp: u32,
@@ -224,7 +224,7 @@ impl Strategy {
             }
         }
         // Expert ranks: etp innermost, then ep, then the expert data-parallel replicas; together
-        // they tile the tp × cp × dp ranks of a pipeline stage (Liu et al. 2025, section 3).
+        // they tile the tp × cp × dp ranks of a pipeline stage (Liu et al. 2025, "MoE Parallel Folding").
         let etp = u64::from(self.expert_tp());
         let ranks = u64::from(self.tp) * u64::from(self.cp) * u64::from(self.dp);
         if self.ep > 1 && (experts % self.ep != 0 || ranks % (u64::from(self.ep) * etp) != 0) {
@@ -306,7 +306,7 @@ impl Strategy {
     }
 
     /// Expert data-parallel degree: the replicas of one expert, over which ZeRO shards its
-    /// states, tp·cp·dp / (etp·ep) (Liu et al. 2025, section 3).
+    /// states, tp·cp·dp / (etp·ep) (Liu et al. 2025, "MoE Parallel Folding").
     #[inline]
     pub fn expert_dp(&self) -> f64 {
         (f64::from(self.tp) * f64::from(self.cp) * f64::from(self.dp)

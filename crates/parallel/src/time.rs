@@ -183,7 +183,7 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
     let n_in = model.ffn_act.n_matrices() as f64 - 1.0;
     // Tokens one rank sends into its MoE layer: the etp ranks of an expert-tensor group gather
     // their sequence shards, tokens·etp/tp (all of them when etp = tp; Liu et al. 2025,
-    // section 3).
+    // "MoE Parallel Folding").
     let etp = f64::from(s.expert_tp());
     let moe_tokens = tokens * etp / tp;
     let (ffn_tokens, ffn_count, ffn_split) = match model.moe {
@@ -251,7 +251,7 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
         cluster.collective_time(Collective::AllReduce, act, tp_group)
     };
     // An MoE block gathers and scatters its tokens over the etp ranks only (nothing when
-    // etp = 1, Liu et al. 2025, section 3); the attention block keeps the full tp group.
+    // etp = 1, Liu et al. 2025, "MoE Parallel Folding"); the attention block keeps the full tp group.
     let ffn_one = if model.moe.is_some() && s.expert_tp() != s.tp {
         let etp_group = Group {
             size: s.expert_tp(),
@@ -301,7 +301,7 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
     let ep_t = match model.moe {
         Some(moe) if s.ep > 1 => {
             let routed = Bytes(moe_tokens * f64::from(moe.top_k) * h * ACT_BYTES);
-            // Expert ranks are placed etp innermost, then ep (Liu et al. 2025, section 3).
+            // Expert ranks are placed etp innermost, then ep (Liu et al. 2025, "MoE Parallel Folding").
             let ep_group = Group {
                 size: s.ep,
                 stride: s.expert_tp(),
@@ -401,7 +401,7 @@ pub(crate) fn step_time(
     // Data parallelism over every rank holding the same weights: dp × cp, stride tp.
     // Dense weights are replicated over the dp × cp ranks (stride tp); MoE expert weights only
     // over the tp·cp·dp/(etp·ep) ranks that hold the same experts (Megatron's expert data
-    // parallelism, expert ranks ordered etp, ep, then replicas; Liu et al. 2025, section 3).
+    // parallelism, expert ranks ordered etp, ep, then replicas; Liu et al. 2025, "MoE Parallel Folding").
     let stage = crate::memory::stage_params(model, s);
     let (params, experts) = (stage.first.max(stage.last), stage.experts);
     let dp_group = Group {
