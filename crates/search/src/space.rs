@@ -274,22 +274,28 @@ pub(crate) fn eps(spec: &SpaceSpec, model: &Model, tp: u32, dp_cp: u32) -> Vec<(
                 .ep
                 .clone()
                 .unwrap_or_else(|| divisors(moe.experts.max(1)));
-            let divides =
-                |e: u32, ranks: u64| e == 1 || (moe.experts % e == 0 && ranks % u64::from(e) == 0);
-            let mut out: Vec<(u32, Option<u32>)> = candidates
-                .iter()
-                .filter(|&&e| divides(e, u64::from(dp_cp)))
-                .map(|&e| (e, None))
-                .collect();
-            if tp > 1 {
-                out.extend(
-                    candidates
-                        .iter()
-                        .filter(|&&e| e > 1 && divides(e, u64::from(tp) * u64::from(dp_cp)))
-                        .map(|&e| (e, Some(1))),
-                );
-            }
-            out
+            expert_layouts(moe.experts, &candidates, tp, u64::from(dp_cp))
         }
     }
+}
+
+/// The (ep, etp) pairs among `candidates` that divide `experts` and their ranks: dp × cp for
+/// experts split like the dense layers, tp × dp × cp for whole experts (tp > 1 only).
+pub(crate) fn expert_layouts(
+    experts: u32,
+    candidates: &[u32],
+    tp: u32,
+    dp_cp: u64,
+) -> Vec<(u32, Option<u32>)> {
+    let divides =
+        |e: u32, ranks: u64| e == 1 || (e > 0 && experts % e == 0 && ranks % u64::from(e) == 0);
+    let split = candidates
+        .iter()
+        .filter(|&&e| divides(e, dp_cp))
+        .map(|&e| (e, None));
+    let whole = candidates
+        .iter()
+        .filter(|&&e| tp > 1 && e > 1 && divides(e, u64::from(tp) * dp_cp))
+        .map(|&e| (e, Some(1)));
+    split.chain(whole).collect()
 }

@@ -253,19 +253,7 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
                         Some(ep) => vec![ep],
                         None => divisors(moe.experts).collect(),
                     };
-                    let mut v: Vec<(u32, Option<u32>)> = cands
-                        .iter()
-                        .filter(|&&e| dp_cp % u64::from(e) == 0)
-                        .map(|&e| (e, None))
-                        .collect();
-                    if tp > 1 {
-                        v.extend(
-                            cands
-                                .iter()
-                                .filter(|&&e| e > 1 && (u64::from(tp) * dp_cp) % u64::from(e) == 0)
-                                .map(|&e| (e, Some(1))),
-                        );
-                    }
+                    let mut v = crate::space::expert_layouts(moe.experts, &cands, tp, dp_cp);
                     if v.is_empty() {
                         // Keep one so that the reason it fails is reported.
                         v.push((cands[0], None));
