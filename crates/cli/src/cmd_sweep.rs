@@ -211,8 +211,13 @@ fn write(p: &Plans, format: Option<Format>, out: Option<&PathBuf>) -> anyhow::Re
     output::emit(out, &bytes)
 }
 
-/// The columns a person reads first; the CSV and JSON carry every column.
+/// The columns a person reads first; the CSV and JSON carry every column. MoE plans add `etp`
+/// after `ep` (how many ways each expert is split).
 fn table_rows(p: &Plans) -> Vec<Vec<String>> {
+    let moe = p
+        .plans
+        .iter()
+        .any(|x| x.strategy.ep > 1 || x.strategy.etp.is_some());
     let mut rows = vec![[
         "rank",
         "gpu",
@@ -236,10 +241,13 @@ fn table_rows(p: &Plans) -> Vec<Vec<String>> {
     ]
     .iter()
     .map(|s| (*s).to_string())
-    .collect()];
+    .collect::<Vec<_>>()];
+    if moe {
+        rows[0].insert(8, "etp".to_string());
+    }
     for (i, plan) in p.plans.iter().enumerate() {
         let s = &plan.strategy;
-        rows.push(vec![
+        let mut row = vec![
             (i + 1).to_string(),
             p.gpus
                 .get(usize::from(plan.gpu))
@@ -262,7 +270,11 @@ fn table_rows(p: &Plans) -> Vec<Vec<String>> {
             format!("{:.3}", plan.mfu),
             format!("{:.2}", plan.train_days),
             cost(plan),
-        ]);
+        ];
+        if moe {
+            row.insert(8, s.expert_tp().to_string());
+        }
+        rows.push(row);
     }
     rows
 }

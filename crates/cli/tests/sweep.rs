@@ -298,3 +298,52 @@ fn json_plans_have_typed_values() {
     assert_eq!(first["gpu"], "a100-80gb");
     assert_eq!(first["model"], "gpt3-13b");
 }
+
+#[test]
+fn moe_sweeps_show_how_experts_split_and_dense_ones_do_not() {
+    // The Mixtral scenario's [strategy] becomes a [sweep] over its own cluster.
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(scenario("mixtral-8x7b-h100.toml")).unwrap();
+    let cut = base.find("[strategy]").unwrap();
+    let path = dir.path().join("moe.toml");
+    std::fs::write(&path, format!("{}[sweep]\n", &base[..cut])).unwrap();
+    let moe = trainplan(&[
+        "sweep",
+        &path.display().to_string(),
+        "--format",
+        "table",
+        "--top",
+        "400",
+    ]);
+    assert!(moe.status.success(), "{}", text(&moe.stderr));
+    let table = text(&moe.stdout);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    let at = header
+        .iter()
+        .position(|c| *c == "etp")
+        .expect("an etp column");
+    assert_eq!(header[at - 1], "ep");
+    // Both splits appear among the plans with tp > 1: whole experts (1) and split like tp.
+    let tp_at = header.iter().position(|c| *c == "tp").unwrap();
+    let (mut whole, mut split) = (false, false);
+    for line in table.lines().skip(1) {
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        if cells.len() != header.len() || cells[tp_at] == "1" {
+            continue;
+        }
+        whole |= cells[at] == "1";
+        split |= cells[at] == cells[tp_at];
+    }
+    assert!(whole && split, "{table}");
+
+    let dense = trainplan(&[
+        "sweep",
+        &scenario("deadline-13b-a100.toml"),
+        "--format",
+        "table",
+        "--top",
+        "3",
+    ]);
+    assert!(dense.status.success(), "{}", text(&dense.stderr));
+    assert!(!text(&dense.stdout).lines().next().unwrap().contains("etp"));
+}
