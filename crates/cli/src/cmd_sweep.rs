@@ -242,8 +242,10 @@ fn table_rows(p: &Plans) -> Vec<Vec<String>> {
     .iter()
     .map(|s| (*s).to_string())
     .collect::<Vec<_>>()];
+    // `etp` goes right after `ep`.
+    let etp_at = rows[0].iter().position(|c| c == "ep").map_or(0, |i| i + 1);
     if moe {
-        rows[0].insert(8, "etp".to_string());
+        rows[0].insert(etp_at, "etp".to_string());
     }
     for (i, plan) in p.plans.iter().enumerate() {
         let s = &plan.strategy;
@@ -272,7 +274,7 @@ fn table_rows(p: &Plans) -> Vec<Vec<String>> {
             cost(plan),
         ];
         if moe {
-            row.insert(8, s.expert_tp().to_string());
+            row.insert(etp_at, s.expert_tp().to_string());
         }
         rows.push(row);
     }

@@ -689,23 +689,9 @@ fn build_strategy(
             "overlapping the tensor-parallel collectives needs sequence_parallel = true (Megatron-Core's --tp-comm-overlap requires --sequence-parallel); set one of them differently".into(),
         ));
     }
-    let etp = match s.etp {
-        Some(e) if e == 0 || tp % e != 0 => {
-            return Err(field_err(
-                "etp",
-                format!("etp {e} must be at least 1 and divide tp = {tp} (1 keeps each expert whole; leave it unset to split experts like the dense layers)"),
-            ))
-        }
-        Some(e) if e < tp && !sequence_parallel => {
-            return Err(field_err(
-                "etp",
-                format!("etp {e} below tp {tp} needs sequence_parallel = true: the experts take their tokens from each rank's sequence shard"),
-            ))
-        }
-        // Equal to tp is the default; store it one way so that equal layouts compare equal.
-        Some(e) if e == tp => None,
-        other => other,
-    };
+    // Equal to tp is the default; store it one way so that equal layouts compare equal. The
+    // rules on etp are `Strategy::check`'s (reported at this field by `evaluate`).
+    let etp = s.etp.filter(|&e| e != tp);
     Ok(Strategy {
         dp,
         tp,

@@ -117,7 +117,7 @@ pub enum Infeasible {
         groups: u32,
     },
     /// Expert tensor parallelism that does not divide tp.
-    #[error("etp {etp} must be at least 1 and divide tp ({tp})")]
+    #[error("etp {etp} must be at least 1 and divide tp = {tp} (1 keeps each expert whole; leave it unset to split experts like the dense layers)")]
     Etp {
         /// Expert tensor-parallel degree.
         etp: u32,

@@ -408,8 +408,9 @@ pub(crate) fn step_time(
         size: s.dp * s.cp,
         stride: s.tp,
     };
+    let expert_dp = s.expert_dp();
     let expert_group = Group {
-        size: s.expert_dp() as u32,
+        size: expert_dp as u32,
         stride: s.expert_tp() * s.ep,
     };
     let collective = |op: Collective, bytes_per_param: f64| -> Seconds {
@@ -462,7 +463,7 @@ pub(crate) fn step_time(
     // data-parallel group.
     let (dense_shard, expert_shard) = if s.zero >= 1 {
         let d = f64::from(s.dp) * f64::from(s.cp);
-        (d, s.expert_dp())
+        (d, expert_dp)
     } else {
         (1.0, 1.0)
     };
