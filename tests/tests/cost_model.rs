@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 use trainplan_io::Database;
 use trainplan_model::{FfnActivation, Model, Positions, Recompute};
-use trainplan_parallel::{evaluate, Job, Precision, Strategy};
+use trainplan_parallel::{evaluate, Job, Optimizer, Precision, Strategy};
 // proptest's prelude also exports a `Strategy` trait; ours is the layout struct above.
 
 const CASES: u32 = 400;
@@ -82,6 +82,7 @@ fn job(seq_len: u32, global_batch: u32, precision: Precision) -> Job {
         tokens: 1e12,
         precision,
         grad_bytes: 4.0,
+        optimizer: Optimizer::Deepspeed,
     }
 }
 

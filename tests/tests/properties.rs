@@ -13,7 +13,7 @@ use trainplan_io::scenario::Scenario;
 use trainplan_io::Database;
 use trainplan_model::{FfnActivation, Model, Moe, Positions};
 use trainplan_parallel::{
-    estimate, evaluate, Estimate, Job, Precision, Recompute, Strategy as Layout,
+    estimate, evaluate, Estimate, Job, Optimizer, Precision, Recompute, Strategy as Layout,
 };
 use trainplan_search::{Constraints, MicroBatches, SearchBuilder, SpaceSpec, Target};
 
@@ -176,14 +176,16 @@ fn arb_job() -> impl Strategy<Value = Job> {
         prop_oneof![Just(1e6), Just(3e11), Just(1e16), 1.0f64..1e16],
         arb_precision(),
         prop_oneof![Just(2.0), Just(4.0)],
+        prop::sample::select(Optimizer::ALL.to_vec()),
     )
         .prop_map(
-            |(seq_len, global_batch, tokens, precision, grad_bytes)| Job {
+            |(seq_len, global_batch, tokens, precision, grad_bytes, optimizer)| Job {
                 seq_len,
                 global_batch,
                 tokens,
                 precision,
                 grad_bytes,
+                optimizer,
             },
         )
 }
@@ -562,6 +564,7 @@ proptest! {
             tokens: 1e11,
             precision: Precision::Bf16,
             grad_bytes: 4.0,
+            optimizer: Optimizer::Deepspeed,
         };
         let mut spec = SpaceSpec::new(
             vec![Target { accelerator, node, price_usd_per_gpu_hour: Some(2.0) }],

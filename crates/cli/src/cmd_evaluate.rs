@@ -367,17 +367,30 @@ fn gib(b: Bytes) -> String {
 /// How gradients are held, in words, matching `trainplan_parallel`'s memory model.
 fn gradient_layout(job: &Job, s: &Strategy) -> String {
     let shard = s.dp * s.cp;
+    let main_grads = job.optimizer == trainplan_parallel::Optimizer::Megatron
+        && job.precision != trainplan_parallel::Precision::Fp16;
     match s.zero {
-        3 => format!("{} bytes per parameter, sharded over dp × cp = {shard} (ZeRO-3)", job.grad_bytes),
+        3 => format!("{} bytes per parameter, sharded over dp × cp = {shard} (ZeRO-3, Rajbhandari et al. 2020)", job.grad_bytes),
+        2 if main_grads => format!(
+            "one {}-byte main-gradient buffer per parameter (Megatron), sharded over dp × cp = {shard} (ZeRO-2; Megatron-LM dist_optimizer.md)",
+            job.grad_bytes
+        ),
+        _ if main_grads => format!(
+            "one {}-byte main-gradient buffer per parameter, no 16-bit copy (Megatron's distributed optimizer, Megatron-LM dist_optimizer.md)",
+            job.grad_bytes
+        ),
         2 => format!(
-            "16-bit gradients plus a {}-byte accumulation buffer per parameter, sharded over dp × cp = {shard} (ZeRO-2)",
+            "16-bit gradients plus a {}-byte accumulation buffer per parameter, sharded over dp × cp = {shard} (ZeRO-2, Rajbhandari et al. 2020)",
             job.grad_bytes
         ),
         1 if job.precision == trainplan_parallel::Precision::Fp16 => format!(
-            "16-bit gradients, plus the {}-byte copy of this rank's 1/{shard} shard for the update",
+            "16-bit gradients, plus the {}-byte copy of this rank's 1/{shard} shard for the update (Rajbhandari et al. 2020)",
             job.grad_bytes
         ),
-        _ => format!("16-bit gradients plus a {}-byte accumulation buffer per parameter", job.grad_bytes),
+        _ => format!(
+            "16-bit gradients plus a {}-byte accumulation buffer per parameter (DeepSpeed's BF16 optimizer; Rajbhandari et al. 2020)",
+            job.grad_bytes
+        ),
     }
 }
 
@@ -451,7 +464,7 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
     );
     let _ = writeln!(
         o,
-        "- gradients {}: {} (Rajbhandari et al. 2020).",
+        "- gradients {}: {}.",
         gib(mem.gradients),
         gradient_layout(job, s),
     );
@@ -493,7 +506,7 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
         o,
         "- communication buffers {}{}, reserve {} (runtime context and allocator fragmentation).\n",
         gib(mem.comm_buffers),
-        if s.has_gradient_bucket() {
+        if s.has_gradient_bucket(job) {
             " (including a ZeRO gradient-reduction bucket of up to 5e8 16-bit elements, DeepSpeed's default)"
         } else if s.zero == 3 {
             " (gathered layer weights and unsharded layer gradients)"

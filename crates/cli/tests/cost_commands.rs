@@ -399,3 +399,40 @@ fn explain_says_when_layers_do_not_divide_into_model_chunks() {
         "{s}"
     );
 }
+
+#[test]
+fn the_optimizer_field_changes_the_gradients_and_the_explanation() {
+    // The bundled Megatron scenario, and the same file with DeepSpeed's gradient layout.
+    let dir = tempfile::tempdir().unwrap();
+    let megatron = path("scenarios/gpt3-175b-megatron.toml");
+    let src = std::fs::read_to_string(&megatron).unwrap();
+    assert!(src.contains("optimizer = \"megatron\""), "{src}");
+    let deepspeed = dir.path().join("deepspeed.toml");
+    std::fs::write(
+        &deepspeed,
+        src.replace("optimizer = \"megatron\"", "optimizer = \"deepspeed\""),
+    )
+    .unwrap();
+    let gradients_gib = |file: &str| {
+        let out = trainplan(&["evaluate", file, "--format", "json"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["mem_gradients_gib"].as_f64().unwrap()
+    };
+    let (m, d) = (
+        gradients_gib(&megatron),
+        gradients_gib(deepspeed.to_str().unwrap()),
+    );
+    // 4 bytes per parameter against 2 + 4 at ZeRO-1 in bf16.
+    assert!(
+        (d / m - 1.5).abs() < 1e-9,
+        "megatron {m} GiB, deepspeed {d} GiB"
+    );
+    let out = trainplan(&["explain", &megatron]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let explained = text(&out.stdout);
+    assert!(
+        explained.contains("main-gradient buffer") && explained.contains("dist_optimizer.md"),
+        "{explained}"
+    );
+}

@@ -514,6 +514,7 @@ impl RunRow {
             tokens: 1e12,
             precision,
             grad_bytes: 4.0,
+            optimizer: trainplan_parallel::Optimizer::Deepspeed,
         };
         let template = trainplan_search::validate::Template {
             tp: self.tp,

@@ -27,7 +27,7 @@ use crate::{tomlfile, Database, IoError, Location};
 use serde::Deserialize;
 use trainplan_hardware::{Accelerator, Cluster, Node};
 use trainplan_model::{FfnActivation, Model, Moe, Positions, Recompute};
-use trainplan_parallel::{Job, Precision, Strategy};
+use trainplan_parallel::{Job, Optimizer, Precision, Strategy};
 
 /// What every scenario holds, for messages about a missing or empty file.
 const SECTIONS: &str = "a scenario needs the sections [model], [cluster] and [job] \
@@ -139,6 +139,9 @@ pub struct JobSection {
     pub precision: Option<PrecisionName>,
     /// Gradient accumulation/reduction type: `fp32` (default) or `bf16`.
     pub grad_dtype: Option<GradDtype>,
+    /// The optimizer implementation holding the model states: `deepspeed` (default) or
+    /// `megatron`.
+    pub optimizer: Option<OptimizerName>,
     /// Price of a GPU-hour in USD (default: the hardware database's).
     pub price_usd_per_gpu_hour: Option<f64>,
     /// Deadline in days.
@@ -167,6 +170,16 @@ pub enum GradDtype {
     Fp32,
     /// 2 bytes.
     Bf16,
+}
+
+/// Optimizer implementation names.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerName {
+    /// DeepSpeed's ZeRO-1/2 and BF16 optimizers.
+    Deepspeed,
+    /// Megatron-Core's distributed optimizer.
+    Megatron,
 }
 
 /// Recomputation names.
@@ -433,6 +446,10 @@ impl Scenario {
             tokens,
             precision,
             grad_bytes,
+            optimizer: match file.job.optimizer.unwrap_or(OptimizerName::Deepspeed) {
+                OptimizerName::Deepspeed => Optimizer::Deepspeed,
+                OptimizerName::Megatron => Optimizer::Megatron,
+            },
         };
 
         let strategy = match &file.strategy {

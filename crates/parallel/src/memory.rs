@@ -5,10 +5,11 @@
 //! weights and moments per parameter; stage 1 shards the 12 bytes over the data-parallel group,
 //! stage 2 the gradients too, stage 3 the weights as well (FSDP full shard keeps the fp32 shard
 //! as the master copy and gathers 16-bit layers on demand, Zhao et al. 2023, section 3).
-//! Stages 1 and 2 are counted the DeepSpeed way (its 16-bit gradients, fp32 accumulation buffer
-//! and gradient-reduction bucket); Megatron's distributed optimizer accumulates straight into
-//! fp32 and reduce-scatters in place, so for it plans carry up to 2 bytes per parameter and
-//! 1 GB more than it needs.
+//! Below stage 3, gradients are kept the way `Job::optimizer` says: DeepSpeed's ZeRO-1/2 and
+//! BF16 optimizers hold autograd's 16-bit gradients beside an fp32 accumulation buffer and a
+//! gradient-reduction bucket (the default, which BLOOM's measured memory follows); Megatron's
+//! distributed optimizer accumulates straight into one main-grad buffer and reduce-scatters it
+//! in place, 2 bytes per parameter and the bucket less.
 //! Activations follow Korthikanti et al. 2022 (see `trainplan_model::memory`), times the
 //! micro-batches in flight on the first pipeline stage.
 
@@ -123,6 +124,10 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
     let sp = stage_params(model, s);
     let dense_shard = f64::from(s.dp) * f64::from(s.cp);
     let expert_shard = s.expert_dp();
+    // Megatron keeps no 16-bit gradients beside its main grads, except under fp16, whose 16-bit
+    // main grads are copied to fp32 for the update as DeepSpeed's are (4 + 16/d bytes).
+    let megatron_main_grads =
+        job.optimizer == crate::Optimizer::Megatron && job.precision != crate::Precision::Fp16;
     let states_of = |params: f64, shard: f64| -> (Bytes, Bytes, Bytes) {
         let weights = if s.zero >= 3 {
             0.0
@@ -131,6 +136,10 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
         };
         let grads = if s.zero >= 3 {
             job.grad_bytes * params / shard
+        } else if megatron_main_grads {
+            // One main-grad buffer, sharded from ZeRO-2 on (dist_optimizer.md: 6 + 12/d bytes
+            // per parameter for bf16 with fp32 gradients).
+            job.grad_bytes * params / if s.zero >= 2 { shard } else { 1.0 }
         } else {
             // The 16-bit gradient autograd writes, sharded from ZeRO-2 on.
             let g16 = WEIGHT_BYTES * params / if s.zero >= 2 { shard } else { 1.0 };
@@ -212,7 +221,7 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
     // allocated before reduction; `zero/config.py` default), never larger than the rank's
     // gradients and absent when there is no data-parallel peer to reduce with.
     let zero12_bucket = |params: f64| -> f64 {
-        if s.has_gradient_bucket() {
+        if s.has_gradient_bucket(job) {
             WEIGHT_BYTES * params.min(ZERO_REDUCE_BUCKET_ELEMENTS)
         } else {
             0.0
@@ -262,6 +271,7 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
 mod tests {
     use super::*;
     use crate::testing::{a100, gpt3, job, strategy};
+    use crate::{Optimizer, Precision};
 
     #[test]
     fn megatron_tp8_pp16_gpt3_fits_a100_80gb() {
@@ -320,6 +330,63 @@ mod tests {
         }
         // One data-parallel rank reduces with nobody.
         assert_eq!(buffers(1, 1), buffers(0, 1));
+    }
+
+    #[test]
+    fn megatron_distributed_optimizer_bytes_per_parameter() {
+        // Megatron-LM docs/api-guide/dist_optimizer.md: bf16 parameters with fp32 gradients take
+        // 18 bytes per parameter without the distributed optimizer and 6 + 12/d with it; fp16
+        // parameters and gradients 20 and 4 + 16/d. DeepSpeed's BF16 optimizer holds 2 more.
+        let (model, cluster) = (gpt3(), a100(1024));
+        let per_param = |optimizer: Optimizer, precision: Precision, zero: u8| {
+            let job = Job {
+                precision,
+                optimizer,
+                ..job(1536)
+            };
+            // One stage, so the stage the breakdown reports holds every parameter counted.
+            let mut s = strategy(8, 8, 1);
+            s.zero = zero;
+            let m = memory(&model, &cluster, &job, &s);
+            m.model_states().get() / stage_params(&model, &s).first
+        };
+        let d = 8.0;
+        let close = |got: f64, want: f64| (got - want).abs() < 1e-9 * want;
+        use Optimizer::{Deepspeed, Megatron};
+        use Precision::{Bf16, Fp16};
+        assert!(
+            close(per_param(Megatron, Bf16, 0), 18.0),
+            "{}",
+            per_param(Megatron, Bf16, 0)
+        );
+        assert!(close(per_param(Megatron, Bf16, 1), 6.0 + 12.0 / d));
+        assert!(close(per_param(Megatron, Fp16, 0), 20.0));
+        assert!(close(per_param(Megatron, Fp16, 1), 4.0 + 16.0 / d));
+        assert!(close(per_param(Deepspeed, Bf16, 1), 8.0 + 12.0 / d));
+        // The implementations agree wherever no 16-bit gradient sits beside the main one.
+        for zero in [1, 3] {
+            assert_eq!(
+                per_param(Megatron, Fp16, zero),
+                per_param(Deepspeed, Fp16, zero)
+            );
+        }
+        assert_eq!(per_param(Megatron, Bf16, 3), per_param(Deepspeed, Bf16, 3));
+    }
+
+    #[test]
+    fn megatron_reduces_in_place_without_a_bucket() {
+        let (model, cluster) = (gpt3(), a100(1024));
+        let s = strategy(8, 8, 16);
+        let buffers = |optimizer| {
+            let job = Job {
+                optimizer,
+                ..job(1536)
+            };
+            memory(&model, &cluster, &job, &s).comm_buffers.get()
+        };
+        let bucket = 2.0 * 5e8;
+        let extra = buffers(Optimizer::Deepspeed) - buffers(Optimizer::Megatron);
+        assert!((extra - bucket).abs() < 1.0, "{extra}");
     }
 
     #[test]

@@ -45,6 +45,33 @@ impl Precision {
     }
 }
 
+/// The implementation of mixed-precision Adam that holds the model states below ZeRO-3. They
+/// differ only in how gradients are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Optimizer {
+    /// DeepSpeed's ZeRO-1/2 and BF16 optimizers: autograd's 16-bit gradients beside an fp32
+    /// accumulator, and a gradient-reduction bucket (BLOOM's measured memory follows it).
+    #[default]
+    Deepspeed,
+    /// Megatron-Core's distributed optimizer: gradients accumulate straight into one main-grad
+    /// buffer, reduce-scattered in place (6 + 12/d bytes per parameter for bf16 with fp32
+    /// gradients, Megatron-LM `docs/api-guide/dist_optimizer.md`).
+    Megatron,
+}
+
+impl Optimizer {
+    /// Every implementation, in a fixed order.
+    pub const ALL: [Optimizer; 2] = [Optimizer::Deepspeed, Optimizer::Megatron];
+
+    /// The name used in files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Optimizer::Deepspeed => "deepspeed",
+            Optimizer::Megatron => "megatron",
+        }
+    }
+}
+
 /// What is trained: sequence length, batch, tokens and precision.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Job {
@@ -59,6 +86,8 @@ pub struct Job {
     /// Bytes per gradient element kept and reduced (4 = fp32 accumulation, Megatron's default for
     /// bf16 and FSDP's fp32 reduce; 2 = 16-bit gradients).
     pub grad_bytes: f64,
+    /// The implementation holding the model states (how gradients are kept below ZeRO-3).
+    pub optimizer: Optimizer,
 }
 
 /// One parallel layout.
@@ -274,11 +303,13 @@ impl Strategy {
             / f64::from(self.max_layers_per_rank(model).max(1))
     }
 
-    /// Whether gradients are reduced through ZeRO-1/2's flat bucket: stage 1 or 2 with a
-    /// data-parallel peer to reduce with.
+    /// Whether gradients are reduced through DeepSpeed ZeRO-1/2's flat bucket: stage 1 or 2 with
+    /// a data-parallel peer (Megatron's distributed optimizer reduce-scatters its buffer in place).
     #[inline]
-    pub fn has_gradient_bucket(&self) -> bool {
-        matches!(self.zero, 1 | 2) && u64::from(self.dp) * u64::from(self.cp) > 1
+    pub fn has_gradient_bucket(&self, job: &Job) -> bool {
+        matches!(self.zero, 1 | 2)
+            && u64::from(self.dp) * u64::from(self.cp) > 1
+            && job.optimizer == Optimizer::Deepspeed
     }
 
     /// The recomputation that actually happens: selective recomputation recomputes the attention

@@ -25,6 +25,7 @@ pub fn job(global_batch: u32) -> Job {
         tokens: 300e9,
         precision: Precision::Bf16,
         grad_bytes: 4.0,
+        optimizer: crate::Optimizer::Deepspeed,
     }
 }
 

@@ -405,6 +405,7 @@ mod tests {
                 tokens: 1e12,
                 precision: Precision::Bf16,
                 grad_bytes: 4.0,
+                optimizer: trainplan_parallel::Optimizer::Deepspeed,
             },
             template,
         }
