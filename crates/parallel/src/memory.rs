@@ -334,6 +334,8 @@ mod tests {
 
     #[test]
     fn megatron_distributed_optimizer_bytes_per_parameter() {
+        use Optimizer::{Deepspeed, Megatron};
+        use Precision::{Bf16, Fp16};
         // Megatron-LM docs/api-guide/dist_optimizer.md: bf16 parameters with fp32 gradients take
         // 18 bytes per parameter without the distributed optimizer and 6 + 12/d with it; fp16
         // parameters and gradients 20 and 4 + 16/d. DeepSpeed's BF16 optimizer holds 2 more.
@@ -352,8 +354,6 @@ mod tests {
         };
         let d = 8.0;
         let close = |got: f64, want: f64| (got - want).abs() < 1e-9 * want;
-        use Optimizer::{Deepspeed, Megatron};
-        use Precision::{Bf16, Fp16};
         assert!(
             close(per_param(Megatron, Bf16, 0), 18.0),
             "{}",
