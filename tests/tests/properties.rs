@@ -144,9 +144,15 @@ fn arb_layout() -> impl Strategy<Value = (Layout, u32)> {
             prop_oneof![3 => Just(None), 1 => Just(Some(1u32)), 1 => count(8).prop_map(Some)],
         ),
         prop_oneof![6 => Just(None), 1 => count(1_000_000).prop_map(Some)],
+        any::<bool>(),
     )
         .prop_map(
-            |((dp, tp, pp, cp, ep, vpp), (micro_batch, zero, recompute, sp, flash, etp), n)| {
+            |(
+                (dp, tp, pp, cp, ep, vpp),
+                (micro_batch, zero, recompute, sp, flash, etp),
+                n,
+                ep_overlap,
+            )| {
                 let s = Layout {
                     dp,
                     tp,
@@ -161,6 +167,7 @@ fn arb_layout() -> impl Strategy<Value = (Layout, u32)> {
                     sequence_parallel: sp,
                     flash_attention: flash,
                     tp_overlap: false,
+                    ep_overlap,
                 };
                 let product = u64::from(dp) * u64::from(tp) * u64::from(pp) * u64::from(cp);
                 let n_gpus = n.unwrap_or(product.clamp(1, 1_000_000) as u32);

@@ -87,6 +87,8 @@ struct Report {
     cost_usd: Option<f64>,
     /// Ways each expert is split (MoE; tp unless the scenario sets etp).
     etp: u32,
+    /// The expert all-to-all overlaps another micro-batch's computation (in effect).
+    ep_comm_overlap: bool,
 }
 
 fn report(sc: &Scenario, cluster: &Cluster, s: &Strategy, e: &Estimate) -> Report {
@@ -146,6 +148,7 @@ fn report(sc: &Scenario, cluster: &Cluster, s: &Strategy, e: &Estimate) -> Repor
         gpu_hours,
         cost_usd: sc.price_usd_per_gpu_hour.map(|p| p * gpu_hours),
         etp: s.expert_tp(),
+        ep_comm_overlap: s.ep_overlap_active(&sc.job),
     }
 }
 
@@ -596,10 +599,15 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
     let _ = writeln!(o, "{bubble_line}");
     let _ = writeln!(
         o,
-        "- pipeline sends {:.3} s, context-parallel exchange {:.3} s, expert all-to-all {:.3} s, optimizer step {:.3} s.\n",
+        "- pipeline sends {:.3} s, context-parallel exchange {:.3} s, expert all-to-all {:.3} s{}, optimizer step {:.3} s.\n",
         t.pp_comm.get(),
         t.cp_comm.get(),
         t.ep_comm.get(),
+        if s.ep_overlap_active(job) {
+            " exposed (each micro-batch's dispatch and combine run behind another micro-batch's compute, DeepSeek-V3 report section 3.2.1; what still shows is the share that outlasts it plus the overlap penalty)"
+        } else {
+            ""
+        },
         t.optimizer.get()
     );
     let _ = writeln!(
@@ -625,11 +633,16 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
             ),
             Bottleneck::ContextComm => "Ring attention traffic is not hidden: lower cp or use longer sequences per rank.".into(),
             Bottleneck::ExpertComm => format!(
-                "Token dispatch between experts is exposed: keep the expert-parallel group inside one node (lower ep{}) or route fewer experts per token.",
+                "Token dispatch between experts is exposed: keep the expert-parallel group inside one node (lower ep{}) or route fewer experts per token{}.",
                 if s.tp > 1 && s.expert_tp() == s.tp {
                     ", or keep experts whole with etp = 1 so that ep draws on the tensor-parallel ranks next to each other"
                 } else {
                     ""
+                },
+                if s.ep_overlap_active(job) {
+                    ""
+                } else {
+                    "; or overlap the all-to-all with another micro-batch's computation (ep_comm_overlap, DualPipe-style) where the framework supports it"
                 }
             ),
             Bottleneck::PipelineComm => "Pipeline sends are exposed: fewer stages or fewer virtual stages.".into(),

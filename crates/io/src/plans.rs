@@ -47,7 +47,7 @@ pub const COLUMNS: [&str; 28] = [
 
 /// Columns after the contract's: strategy flags, diagnostics, and how the file was ranked (so
 /// that `merge` ranks the same way).
-pub const EXTRA_COLUMNS: [&str; 9] = [
+pub const EXTRA_COLUMNS: [&str; 10] = [
     "sequence_parallel",
     "flash_attention",
     "hfu",
@@ -57,6 +57,7 @@ pub const EXTRA_COLUMNS: [&str; 9] = [
     "tp_comm_overlap",
     "model",
     "etp",
+    "ep_comm_overlap",
 ];
 
 /// Every column, in file order.
@@ -131,6 +132,7 @@ pub fn row(
         s.tp_overlap.to_string(),
         model.to_string(),
         s.expert_tp().to_string(),
+        s.ep_overlap.to_string(),
     ]
 }
 
@@ -304,6 +306,7 @@ fn parse_rows(label: &str, bytes: &[u8]) -> Result<Vec<Row>, IoError> {
                 sequence_parallel,
                 flash_attention: boolean(29)?,
                 tp_overlap,
+                ep_overlap: boolean(37)?,
             },
             grad_accum: int(11)?,
             mem_gib: float(15)?,
@@ -505,13 +508,14 @@ mod tests {
     }
 
     #[test]
-    fn moe_plans_read_back_with_their_expert_split() {
+    fn moe_plans_read_back_with_their_expert_split_and_overlap() {
         let mut model = gpt3_13b();
         model.moe = Some(trainplan_model::Moe {
             experts: 8,
             top_k: 2,
         });
-        let spec = SpaceSpec::new(vec![a100_80gb(Some(2.0))], vec![64], vec![256]);
+        let mut spec = SpaceSpec::new(vec![a100_80gb(Some(2.0))], vec![64], vec![256]);
+        spec.ep_comm_overlap = true;
         let r = SearchBuilder::new(model, job(256, 260e9), spec)
             .top_k(4000)
             .build()
@@ -530,6 +534,12 @@ mod tests {
             .plans
             .iter()
             .any(|x| x.strategy.etp.is_none() && x.strategy.tp > 1));
+        // `[sweep] ep_comm_overlap` overlaps exactly the layouts with an all-to-all.
+        assert!(p.plans.iter().any(|x| x.strategy.ep > 1));
+        assert!(p
+            .plans
+            .iter()
+            .all(|x| x.strategy.ep_overlap == (x.strategy.ep > 1)));
         assert_eq!(parse("t.csv", &to_csv(&p)).unwrap(), p);
     }
 

@@ -262,6 +262,8 @@ pub struct StrategySection {
     pub flash_attention: Option<bool>,
     /// Overlap tensor-parallel collectives with matrix products (default false).
     pub tp_comm_overlap: Option<bool>,
+    /// Overlap the expert all-to-all with another micro-batch's computation (default false).
+    pub ep_comm_overlap: Option<bool>,
 }
 
 /// The cluster a scenario names, before a GPU count is fixed (a sweep varies it).
@@ -723,6 +725,7 @@ fn build_strategy(
         sequence_parallel,
         flash_attention: s.flash_attention.unwrap_or(true),
         tp_overlap: s.tp_comm_overlap.unwrap_or(false),
+        ep_overlap: s.ep_comm_overlap.unwrap_or(false),
     })
 }
 

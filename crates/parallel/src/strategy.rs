@@ -124,6 +124,10 @@ pub struct Strategy {
     /// Overlap tensor-parallel collectives with the matrix products next to them (Megatron /
     /// Transformer Engine `--tp-comm-overlap`, PyTorch async TP); only matters with tp > 1.
     pub tp_overlap: bool,
+    /// Overlap the expert all-to-all of one micro-batch with the computation of another
+    /// (DeepSeek-V3's DualPipe, DeepSeek-AI 2024, arXiv:2412.19437, section 3.2.1; Megatron-Core's
+    /// `--overlap-moe-expert-parallel-comm`); only matters for MoE with ep > 1.
+    pub ep_overlap: bool,
 }
 
 impl Default for Strategy {
@@ -144,6 +148,7 @@ impl Default for Strategy {
             sequence_parallel: false,
             flash_attention: true,
             tp_overlap: false,
+            ep_overlap: false,
         }
     }
 }
@@ -357,5 +362,13 @@ impl Strategy {
     #[inline]
     pub fn tp_overlap_active(&self) -> bool {
         self.tp_overlap && self.sp_active()
+    }
+
+    /// Expert all-to-alls overlapped with another micro-batch's computation in effect: it needs
+    /// expert parallelism (ep > 1, which only an MoE model passes `check` with) and a second
+    /// micro-batch to pair with.
+    #[inline]
+    pub fn ep_overlap_active(&self, job: &Job) -> bool {
+        self.ep_overlap && self.ep > 1 && self.micro_batches(job) >= 2
     }
 }

@@ -70,6 +70,10 @@ pub struct SpaceSpec {
     /// Overlap tensor-parallel collectives with matrix products, for layouts with tp > 1 (only
     /// where the training framework supports it, hence off unless the scenario says so).
     pub tp_comm_overlap: bool,
+    /// Overlap the expert all-to-all with another micro-batch's computation, for MoE layouts
+    /// with ep > 1 (DualPipe, Megatron-Core's `--overlap-moe-expert-parallel-comm`; off unless
+    /// the scenario says so).
+    pub ep_comm_overlap: bool,
 }
 
 impl SpaceSpec {
@@ -92,6 +96,7 @@ impl SpaceSpec {
             max_pp: None,
             flash_attention: true,
             tp_comm_overlap: false,
+            ep_comm_overlap: false,
         }
     }
 

@@ -633,6 +633,7 @@ impl Search {
                                 sequence_parallel,
                                 flash_attention: spec.flash_attention,
                                 tp_overlap: spec.tp_comm_overlap && l.tp > 1 && sequence_parallel,
+                                ep_overlap: spec.ep_comm_overlap && l.ep > 1,
                             };
                             self.offer(cluster, info, job, s, acc);
                         }

@@ -87,6 +87,8 @@ pub struct Chosen {
     pub etp: bool,
     /// Tensor-parallel communication overlap was assumed (no runs CSV column states it).
     pub tp_overlap: bool,
+    /// Expert all-to-all overlap was chosen (MoE with ep > 1; no runs CSV column states it).
+    pub ep_overlap: bool,
 }
 
 impl Prediction {
@@ -128,18 +130,25 @@ impl Prediction {
         if c.tp_overlap {
             parts.push(format!("tp_comm_overlap={}", s.tp_overlap));
         }
+        if c.ep_overlap {
+            parts.push(format!("ep_comm_overlap={}", s.ep_overlap));
+        }
         parts.join(";")
     }
 }
 
 /// Share of throughput a team needs to gain before it turns on an optional feature it would
-/// otherwise leave at the framework default (sequence parallelism, interleaving).
+/// otherwise leave at the framework default (sequence parallelism, interleaving, whole experts,
+/// expert all-to-all overlap).
 const FEATURE_HURDLE: f64 = 0.02;
 
 /// Throughput discounted by the non-default features a layout needs: between two layouts of
 /// nearly equal speed, a team keeps the defaults.
 fn appeal(s: &Strategy, e: &Estimate) -> f64 {
-    let features = u8::from(s.sp_active()) + u8::from(s.vpp > 1) + u8::from(s.expert_tp() != s.tp);
+    let features = u8::from(s.sp_active())
+        + u8::from(s.vpp > 1)
+        + u8::from(s.expert_tp() != s.tp)
+        + u8::from(s.ep_overlap);
     e.tokens_per_s * (1.0 - FEATURE_HURDLE * f64::from(features))
 }
 
@@ -261,13 +270,22 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
                     v
                 }
             };
+            // No column states whether the expert all-to-all overlaps another micro-batch's
+            // compute, so layouts with ep > 1 try it both ways (off wins ties, see `appeal`).
+            let eps: Vec<(u32, Option<u32>, bool)> = eps
+                .into_iter()
+                .flat_map(|(ep, etp)| {
+                    let overlaps: &[bool] = if ep > 1 { &[false, true] } else { &[false] };
+                    overlaps.iter().map(move |&o| (ep, etp, o))
+                })
+                .collect();
             let (vpps, zeros, eps) = (vpps.as_slice(), zeros.as_slice(), eps.as_slice());
             let candidates = mbs.iter().flat_map(|&mb| {
                 vpps.iter().flat_map(move |&vpp| {
                     sps.iter().flat_map(move |&sp| {
                         recs.iter().flat_map(move |&recompute| {
                             zeros.iter().flat_map(move |&zero| {
-                                eps.iter().map(move |&(ep, etp)| Strategy {
+                                eps.iter().map(move |&(ep, etp, ep_overlap)| Strategy {
                                     dp,
                                     tp,
                                     pp,
@@ -281,6 +299,7 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
                                     sequence_parallel: sp,
                                     flash_attention: true,
                                     tp_overlap: tp > 1 && overlap && sp,
+                                    ep_overlap,
                                 })
                             })
                         })
@@ -317,6 +336,7 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
                                 ep: t.ep.is_none() && run.model.moe.is_some(),
                                 etp: run.model.moe.is_some() && tp > 1,
                                 tp_overlap: strategy.tp_overlap,
+                                ep_overlap: strategy.ep > 1,
                             };
                             best = Some((
                                 Prediction {
@@ -512,6 +532,53 @@ mod tests {
         };
         let p1 = predict(&run(model, t1)).unwrap();
         assert!(!p1.choices().contains("etp"), "{}", p1.choices());
+    }
+
+    #[test]
+    fn moe_runs_choose_whether_the_all_to_all_overlaps() {
+        // 64 experts over ep 8 on 64 A100s (tp 1): the all-to-all crosses the NICs, and an
+        // overlapped one beats the plain one by far more than the hurdle for a non-default feature.
+        let mut model = trainplan_model::testing::gpt3("moe", 8, 2048, 16);
+        model.moe = Some(trainplan_model::Moe {
+            experts: 64,
+            top_k: 2,
+        });
+        let t = Template {
+            tp: Some(1),
+            pp: Some(1),
+            dp: Some(64),
+            ep: Some(8),
+            micro_batch: Some(1),
+            recompute: Some(Recompute::Full),
+            zero: Some(1),
+            ..Template::default()
+        };
+        let r = run(model.clone(), t);
+        let p = predict(&r).unwrap();
+        let speed = |ep_overlap: bool| {
+            let s = Strategy {
+                ep_overlap,
+                ..p.strategy
+            };
+            evaluate(&r.model, &r.cluster, &r.job, &s)
+                .unwrap()
+                .tokens_per_s
+        };
+        assert!(speed(true) > speed(false) * (1.0 + FEATURE_HURDLE));
+        assert!(p.strategy.ep_overlap);
+        assert!(
+            p.choices().contains("ep_comm_overlap=true"),
+            "{}",
+            p.choices()
+        );
+        // Without expert parallelism there is nothing to overlap, and nothing is reported.
+        let dense = predict(&run(model, Template { ep: Some(1), ..t })).unwrap();
+        assert!(!dense.strategy.ep_overlap);
+        assert!(
+            !dense.choices().contains("ep_comm_overlap"),
+            "{}",
+            dense.choices()
+        );
     }
 
     #[test]
