@@ -57,15 +57,11 @@ pub enum Infeasible {
         /// FFN width.
         ffn: u32,
     },
-    /// Pipeline stages × virtual stages exceed the layers.
-    #[error(
-        "pp {pp} × vpp {vpp} model chunks need at least as many layers, the model has {n_layers}"
-    )]
+    /// More pipeline stages than layers.
+    #[error("pp {pp} stages need at least as many layers, the model has {n_layers}")]
     TooFewLayers {
         /// Pipeline stages.
         pp: u32,
-        /// Virtual stages.
-        vpp: u32,
         /// Layers.
         n_layers: u32,
     },

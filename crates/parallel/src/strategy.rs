@@ -209,11 +209,12 @@ impl Strategy {
                 ffn: model.ffn,
             });
         }
-        let chunks = u64::from(self.pp) * u64::from(self.vpp);
-        if chunks > u64::from(model.n_layers) {
+        // Every rank needs a layer; model chunks may outnumber the layers, the spare ones empty
+        // (Megatron-Core's `--pipeline-model-parallel-layout`, e.g. Qwen3-235B's 94 layers on
+        // pp 32 × vpp 3 in NVIDIA's Megatron-MoE-ModelZoo).
+        if self.pp > model.n_layers {
             return Err(Infeasible::TooFewLayers {
                 pp: self.pp,
-                vpp: self.vpp,
                 n_layers: model.n_layers,
             });
         }
@@ -297,7 +298,9 @@ impl Strategy {
     /// drain.
     #[inline]
     pub fn max_layers_per_chunk(&self, model: &Model) -> u32 {
-        model.n_layers.div_ceil(self.pp.max(1) * self.vpp.max(1))
+        let chunks = u64::from(self.pp.max(1)) * u64::from(self.vpp.max(1));
+        // At most n_layers, so the narrowing never truncates.
+        u64::from(model.n_layers).div_ceil(chunks) as u32
     }
 
     /// Pipeline fill and drain in micro-batch times of the busiest rank: p-1 passes of the longest

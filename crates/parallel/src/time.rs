@@ -555,6 +555,40 @@ mod tests {
     }
 
     #[test]
+    fn model_chunks_may_outnumber_the_layers_but_ranks_may_not() {
+        // Qwen3-235B's 94 layers on pp 32 × vpp 3 (NVIDIA's Megatron-MoE-ModelZoo): 96 chunks,
+        // two of them empty. The busiest rank holds 3 layers and the fill and drain pass chunks
+        // of one layer, a third of plain 1F1B's bubble on the same ranks.
+        let (cluster, job) = (a100(1024), job(1536));
+        let model = trainplan_model::Model {
+            n_layers: 94,
+            ..gpt3()
+        };
+        let s = crate::Strategy {
+            vpp: 3,
+            ..strategy(4, 8, 32)
+        };
+        assert_eq!(s.max_layers_per_rank(&model), 3);
+        assert_eq!(s.max_layers_per_chunk(&model), 1);
+        let interleaved = evaluate(&model, &cluster, &job, &s).unwrap();
+        let plain = crate::Strategy { vpp: 1, ..s };
+        let plain = evaluate(&model, &cluster, &job, &plain).unwrap();
+        assert!(interleaved.time.bubble.get() < 0.4 * plain.time.bubble.get());
+        // More stages than layers leaves a rank without work.
+        let too_deep = trainplan_model::Model {
+            n_layers: 31,
+            ..model
+        };
+        assert_eq!(
+            evaluate(&too_deep, &cluster, &job, &s).unwrap_err(),
+            crate::Infeasible::TooFewLayers {
+                pp: 32,
+                n_layers: 31
+            }
+        );
+    }
+
+    #[test]
     fn tensor_parallel_overlap_hides_collectives_behind_products() {
         let (model, cluster, job) = (gpt3(), a100(1024), job(1536));
         let plain = strategy(8, 8, 16);

@@ -582,10 +582,6 @@ impl Search {
             return;
         }
         for vpp in space::vpps(&spec.vpp, l.pp) {
-            if u64::from(l.pp) * u64::from(vpp) > u64::from(model.n_layers) {
-                acc.counts.add("too_few_layers", mbs.len() as u64 * inner);
-                continue;
-            }
             for &mb in mbs {
                 let per_step = u64::from(l.dp) * u64::from(mb);
                 let g = u64::from(job.global_batch);
