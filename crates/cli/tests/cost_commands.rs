@@ -400,6 +400,13 @@ fn explain_says_when_layers_do_not_divide_into_model_chunks() {
     );
 }
 
+/// `trainplan evaluate FILE --format json`, which must succeed.
+fn evaluate_json(file: &str) -> serde_json::Value {
+    let out = trainplan(&["evaluate", file, "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[test]
 fn the_optimizer_field_changes_the_gradients_and_the_explanation() {
     // The bundled Megatron scenario, and the same file with DeepSpeed's gradient layout.
@@ -413,12 +420,7 @@ fn the_optimizer_field_changes_the_gradients_and_the_explanation() {
         src.replace("optimizer = \"megatron\"", "optimizer = \"deepspeed\""),
     )
     .unwrap();
-    let gradients_gib = |file: &str| {
-        let out = trainplan(&["evaluate", file, "--format", "json"]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["mem_gradients_gib"].as_f64().unwrap()
-    };
+    let gradients_gib = |file: &str| evaluate_json(file)["mem_gradients_gib"].as_f64().unwrap();
     let (m, d) = (
         gradients_gib(&megatron),
         gradients_gib(deepspeed.to_str().unwrap()),
@@ -448,12 +450,7 @@ fn overlapping_the_expert_all_to_all_is_a_strategy_field() {
     let overlapped = dir.path().join("overlapped.toml");
     std::fs::write(&overlapped, format!("{src}ep_comm_overlap = true\n")).unwrap();
     let overlapped = overlapped.to_str().unwrap();
-    let json = |file: &str| -> serde_json::Value {
-        let out = trainplan(&["evaluate", file, "--format", "json"]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
-    let (a, b) = (json(&plain), json(overlapped));
+    let (a, b) = (evaluate_json(&plain), evaluate_json(overlapped));
     assert_eq!(a["ep_comm_overlap"], false);
     assert_eq!(b["ep_comm_overlap"], true);
     let f = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap();
