@@ -107,6 +107,15 @@ pub struct RunRow {
     pub measured_oom: Option<bool>,
     /// Collector's confidence.
     pub confidence: Option<String>,
+    /// trainplan's optional column (not in the shared contract): tensor-parallel collectives
+    /// overlapped with the products; empty lets `validate` assume it by GPU generation.
+    pub tp_comm_overlap: Option<bool>,
+    /// trainplan's optional column: the expert all-to-all overlapped with another micro-batch's
+    /// compute; empty lets `validate` try both.
+    pub ep_comm_overlap: Option<bool>,
+    /// trainplan's optional column: `deepspeed` or `megatron`, how the model states are held
+    /// (see `[job] optimizer`); empty means DeepSpeed's layout.
+    pub optimizer: Option<String>,
 }
 
 /// Reads a runs CSV.
@@ -270,6 +279,16 @@ pub fn parse_runs(path: &str, bytes: &[u8]) -> Result<Vec<RunRow>, IoError> {
                 }
             },
         };
+        let tp_comm_overlap = boolean("tp_comm_overlap")?;
+        if tp_comm_overlap == Some(true)
+            && boolean("sequence_parallel")? == Some(false)
+            && uint("tp")?.is_some_and(|tp| tp > 1)
+        {
+            return Err(field_err(
+                "tp_comm_overlap",
+                "overlapping the tensor-parallel collectives needs sequence parallelism (Megatron-Core's --tp-comm-overlap requires --sequence-parallel), and this row states sequence_parallel = false".into(),
+            ));
+        }
         let name = cell("name").to_string();
         if name.is_empty() {
             return Err(field_err("name", "every row needs a name".into()));
@@ -309,6 +328,9 @@ pub fn parse_runs(path: &str, bytes: &[u8]) -> Result<Vec<RunRow>, IoError> {
             measured_mem_gib: float("measured_mem_gib")?,
             measured_oom: boolean("measured_oom")?,
             confidence: Some(cell("confidence").to_string()).filter(|c| !c.is_empty()),
+            tp_comm_overlap,
+            ep_comm_overlap: boolean("ep_comm_overlap")?,
+            optimizer: choice("optimizer", &["deepspeed", "megatron"])?,
         });
     }
     if rows.is_empty() {
@@ -407,6 +429,57 @@ mod tests {
         let spec = rows[0].to_spec(&db, "runs.csv").unwrap();
         // 2/3 · 4 · 4096 = 10922.7, rounded up to 11008 (LLaMA 7B's width).
         assert_eq!(spec.model.ffn, 11008);
+    }
+
+    #[test]
+    fn trainplan_s_optional_columns_state_framework_facts() {
+        let row = "X-r1,X,GPT,24,2048,16,,,gelu,51200,2048,,,h100-sxm,8,8,2,1,4,1,,,true,,64,,1,bf16,1000,,,,false,high,";
+        // Absent columns: nothing stated, DeepSpeed's layout.
+        let plain = parse_runs("runs.csv", format!("{HEADER}\n{row}\n").as_bytes()).unwrap();
+        let db = crate::Database::bundled().unwrap();
+        let spec = plain[0].to_spec(&db, "runs.csv").unwrap();
+        assert_eq!(
+            (spec.template.tp_overlap, spec.template.ep_overlap),
+            (None, None)
+        );
+        assert_eq!(spec.job.optimizer, trainplan_parallel::Optimizer::Deepspeed);
+        // Present: read and carried into the prediction's inputs.
+        let header = format!("{HEADER},tp_comm_overlap,ep_comm_overlap,optimizer");
+        let stated = parse_runs(
+            "runs.csv",
+            format!("{header}\n{row},false,true,megatron\n").as_bytes(),
+        )
+        .unwrap();
+        let spec = stated[0].to_spec(&db, "runs.csv").unwrap();
+        assert_eq!(
+            (spec.template.tp_overlap, spec.template.ep_overlap),
+            (Some(false), Some(true))
+        );
+        assert_eq!(spec.job.optimizer, trainplan_parallel::Optimizer::Megatron);
+        // Bad values name the row and the column.
+        let bad = |cells: &str| {
+            parse_runs("runs.csv", format!("{header}\n{row},{cells}\n").as_bytes())
+                .unwrap_err()
+                .to_string()
+        };
+        let e = bad(",,fsdp");
+        assert!(
+            e.contains("runs.csv:2")
+                && e.contains("optimizer")
+                && e.contains("deepspeed, megatron"),
+            "{e}"
+        );
+        let e = bad("yes,,");
+        assert!(e.contains("tp_comm_overlap") && e.contains("`yes`"), "{e}");
+        // Overlap without sequence parallelism is refused, as in a scenario.
+        let no_sp = row.replace(",true,,64,", ",false,,64,");
+        let e = parse_runs("runs.csv", format!("{header}\n{no_sp},true,,\n").as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("tp_comm_overlap") && e.contains("sequence_parallel = false"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -514,7 +587,10 @@ impl RunRow {
             tokens: 1e12,
             precision,
             grad_bytes: 4.0,
-            optimizer: trainplan_parallel::Optimizer::Deepspeed,
+            optimizer: match self.optimizer.as_deref() {
+                Some("megatron") => trainplan_parallel::Optimizer::Megatron,
+                _ => trainplan_parallel::Optimizer::Deepspeed,
+            },
         };
         let template = trainplan_search::validate::Template {
             tp: self.tp,
@@ -531,6 +607,8 @@ impl RunRow {
                 _ => Recompute::Full,
             }),
             zero: self.zero,
+            tp_overlap: self.tp_comm_overlap,
+            ep_overlap: self.ep_comm_overlap,
         };
         Ok(trainplan_search::validate::RunSpec {
             name: self.name.clone(),

@@ -32,6 +32,10 @@ pub struct Template {
     pub recompute: Option<Recompute>,
     /// ZeRO stage.
     pub zero: Option<u8>,
+    /// Tensor-parallel collectives overlapped with the products (`None`: assumed by generation).
+    pub tp_overlap: Option<bool>,
+    /// Expert all-to-all overlapped with another micro-batch (`None`: both tried).
+    pub ep_overlap: Option<bool>,
 }
 
 /// One measured run, ready to predict.
@@ -193,7 +197,9 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
     let cp = t.cp.unwrap_or(1);
     // tp stays inside the scale-up domain, as the sweep keeps it by default.
     let gpn = run.cluster.node.scaleup_domain.max(1);
-    let overlap = assumes_tp_overlap(&run.cluster.accelerator);
+    let overlap = t
+        .tp_overlap
+        .unwrap_or_else(|| assumes_tp_overlap(&run.cluster.accelerator));
     let tps: Vec<u32> = match t.tp {
         Some(tp) => vec![tp],
         None => divisors(gpn.min(n)).collect(),
@@ -275,7 +281,12 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
             let eps: Vec<(u32, Option<u32>, bool)> = eps
                 .into_iter()
                 .flat_map(|(ep, etp)| {
-                    let overlaps: &[bool] = if ep > 1 { &[false, true] } else { &[false] };
+                    let overlaps: &[bool] = match t.ep_overlap {
+                        _ if ep == 1 => &[false],
+                        Some(true) => &[true],
+                        Some(false) => &[false],
+                        None => &[false, true],
+                    };
                     overlaps.iter().map(move |&o| (ep, etp, o))
                 })
                 .collect();
@@ -335,8 +346,8 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
                                 zero: t.zero.is_none(),
                                 ep: t.ep.is_none() && run.model.moe.is_some(),
                                 etp: run.model.moe.is_some() && tp > 1,
-                                tp_overlap: strategy.tp_overlap,
-                                ep_overlap: strategy.ep > 1,
+                                tp_overlap: strategy.tp_overlap && t.tp_overlap.is_none(),
+                                ep_overlap: strategy.ep > 1 && t.ep_overlap.is_none(),
                             };
                             best = Some((
                                 Prediction {
@@ -579,6 +590,67 @@ mod tests {
             "{}",
             dense.choices()
         );
+    }
+
+    #[test]
+    fn stated_overlaps_are_used_and_not_reported_as_choices() {
+        let model = || trainplan_model::testing::gpt3("gpt3-13b", 40, 5120, 40);
+        let t = Template {
+            tp: Some(8),
+            pp: Some(1),
+            dp: Some(8),
+            micro_batch: Some(1),
+            recompute: Some(Recompute::Full),
+            zero: Some(1),
+            ..Template::default()
+        };
+        // An H100-like part where the run says its collectives were not overlapped.
+        let mut vanilla = run(
+            model(),
+            Template {
+                tp_overlap: Some(false),
+                ..t
+            },
+        );
+        vanilla.cluster.accelerator.fp8_peak = Some(FlopRate::from_tflops(624.0));
+        let vanilla = predict(&vanilla).unwrap();
+        assert!(!vanilla.strategy.tp_overlap);
+        assert!(
+            !vanilla.choices().contains("tp_comm_overlap"),
+            "{}",
+            vanilla.choices()
+        );
+        // An A100 run that says they were.
+        let overlapped = predict(&run(
+            model(),
+            Template {
+                tp_overlap: Some(true),
+                ..t
+            },
+        ))
+        .unwrap();
+        assert!(overlapped.strategy.tp_overlap_active());
+        assert!(
+            !overlapped.choices().contains("tp_comm_overlap"),
+            "{}",
+            overlapped.choices()
+        );
+        // An MoE run that says its all-to-all was not overlapped, where overlap would win.
+        let mut moe = trainplan_model::testing::gpt3("moe", 8, 2048, 16);
+        moe.moe = Some(trainplan_model::Moe {
+            experts: 64,
+            top_k: 2,
+        });
+        let tm = Template {
+            tp: Some(1),
+            dp: Some(64),
+            ep: Some(8),
+            ep_overlap: Some(false),
+            ..t
+        };
+        let p = predict(&run(moe, tm)).unwrap();
+        assert!(!p.strategy.ep_overlap);
+        assert!(!p.choices().contains("ep_comm_overlap"), "{}", p.choices());
     }
 
     #[test]
