@@ -89,6 +89,8 @@ struct Report {
     etp: u32,
     /// The expert all-to-all overlaps another micro-batch's computation (in effect).
     ep_comm_overlap: bool,
+    /// How the model states are held below ZeRO-3 (`[job] optimizer`).
+    optimizer: &'static str,
 }
 
 fn report(sc: &Scenario, cluster: &Cluster, s: &Strategy, e: &Estimate) -> Report {
@@ -149,6 +151,7 @@ fn report(sc: &Scenario, cluster: &Cluster, s: &Strategy, e: &Estimate) -> Repor
         cost_usd: sc.price_usd_per_gpu_hour.map(|p| p * gpu_hours),
         etp: s.expert_tp(),
         ep_comm_overlap: s.ep_overlap_active(&sc.job),
+        optimizer: sc.job.optimizer.as_str(),
     }
 }
 

@@ -420,6 +420,7 @@ fn the_optimizer_field_changes_the_gradients_and_the_explanation() {
         src.replace("optimizer = \"megatron\"", "optimizer = \"deepspeed\""),
     )
     .unwrap();
+    assert_eq!(evaluate_json(&megatron)["optimizer"], "megatron");
     let gradients_gib = |file: &str| evaluate_json(file)["mem_gradients_gib"].as_f64().unwrap();
     let (m, d) = (
         gradients_gib(&megatron),
