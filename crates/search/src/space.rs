@@ -74,6 +74,9 @@ pub struct SpaceSpec {
     /// with ep > 1 (DualPipe, Megatron-Core's `--overlap-moe-expert-parallel-comm`; off unless
     /// the scenario says so).
     pub ep_comm_overlap: bool,
+    /// Also try MoE layouts that keep experts whole (etp 1) when tp > 1; off for frameworks
+    /// without Megatron-Core's MoE parallel folding.
+    pub whole_experts: bool,
 }
 
 impl SpaceSpec {
@@ -97,6 +100,7 @@ impl SpaceSpec {
             flash_attention: true,
             tp_comm_overlap: false,
             ep_comm_overlap: false,
+            whole_experts: true,
         }
     }
 
@@ -270,7 +274,7 @@ pub(crate) fn count_strategies(spec: &SpaceSpec, n_mb: usize, pp: u32, tp: u32) 
 /// Expert layouts to try for a layout of tensor parallel `tp` and data × context parallel
 /// `dp_cp`: (ep, etp). Experts split like the dense layers (etp unset) take ep from dp × cp;
 /// with tp > 1, whole experts (etp 1, Megatron-Core's MoE parallel folding, Liu et al. 2025,
-/// arXiv:2504.14960) take ep from tp × dp × cp as well.
+/// arXiv:2504.14960) take ep from tp × dp × cp as well, unless the spec rules them out.
 pub(crate) fn eps(spec: &SpaceSpec, model: &Model, tp: u32, dp_cp: u32) -> Vec<(u32, Option<u32>)> {
     match model.moe {
         None => vec![(1, None)],
@@ -279,7 +283,11 @@ pub(crate) fn eps(spec: &SpaceSpec, model: &Model, tp: u32, dp_cp: u32) -> Vec<(
                 .ep
                 .clone()
                 .unwrap_or_else(|| divisors(moe.experts.max(1)));
-            expert_layouts(moe.experts, &candidates, tp, u64::from(dp_cp))
+            let mut layouts = expert_layouts(moe.experts, &candidates, tp, u64::from(dp_cp));
+            if !spec.whole_experts {
+                layouts.retain(|&(_, etp)| etp.is_none());
+            }
+            layouts
         }
     }
 }

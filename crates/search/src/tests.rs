@@ -382,6 +382,34 @@ fn moe_layouts_try_expert_parallel_degrees_that_divide() {
 }
 
 #[test]
+fn whole_experts_can_be_ruled_out_for_frameworks_without_folding() {
+    let mut model = crate::fixtures::gpt3_1_3b();
+    model.moe = Some(trainplan_model::Moe {
+        experts: 8,
+        top_k: 2,
+    });
+    let run = |whole_experts: bool| {
+        let mut spec = small_spec();
+        spec.n_gpus = vec![16];
+        spec.whole_experts = whole_experts;
+        SearchBuilder::new(model.clone(), job(256, 1e9), spec)
+            .top_k(5000)
+            .build()
+            .unwrap()
+            .run(None)
+            .unwrap()
+    };
+    let (with, without) = (run(true), run(false));
+    assert!(with.plans.iter().any(|p| p.strategy.etp == Some(1)));
+    assert!(without.plans.iter().all(|p| p.strategy.etp.is_none()));
+    assert!(without
+        .plans
+        .iter()
+        .any(|p| p.strategy.tp > 1 && p.strategy.ep > 1));
+    assert!(without.stats.strategies < with.stats.strategies);
+}
+
+#[test]
 fn shard_parses_k_of_n() {
     assert_eq!(
         "2/8".parse::<Shard>().unwrap(),
