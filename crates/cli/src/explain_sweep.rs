@@ -47,8 +47,22 @@ fn price(
 }
 
 fn layout(s: &Strategy) -> String {
+    let mut experts = String::new();
+    if s.ep > 1 || s.expert_tp() != s.tp {
+        experts = format!(" × ep {}", s.ep);
+        if s.expert_tp() != s.tp {
+            let _ = write!(experts, " (experts split {} ways, not tp)", s.expert_tp());
+        }
+    }
+    let mut overlaps = Vec::new();
+    if s.tp_overlap_active() {
+        overlaps.push("tensor-parallel collectives");
+    }
+    if s.ep_overlap && s.ep > 1 {
+        overlaps.push("expert all-to-all");
+    }
     format!(
-        "dp {} × tp {} × pp {}{}{}, micro-batch {}, ZeRO-{}, recompute {}{}",
+        "dp {} × tp {} × pp {}{}{}{}, micro-batch {}, ZeRO-{}, recompute {}{}{}",
         s.dp,
         s.tp,
         s.pp,
@@ -57,6 +71,7 @@ fn layout(s: &Strategy) -> String {
         } else {
             String::new()
         },
+        experts,
         if s.vpp > 1 {
             format!(" (vpp {})", s.vpp)
         } else {
@@ -69,6 +84,11 @@ fn layout(s: &Strategy) -> String {
             ", sequence parallel"
         } else {
             ""
+        },
+        if overlaps.is_empty() {
+            String::new()
+        } else {
+            format!(", overlapping the {}", overlaps.join(" and the "))
         }
     )
 }

@@ -466,3 +466,31 @@ fn overlapping_the_expert_all_to_all_is_a_strategy_field() {
         text(&out.stdout)
     );
 }
+
+#[test]
+fn explaining_an_moe_sweep_names_the_expert_layout_of_the_runner_up() {
+    // The bundled Mixtral scenario without its [strategy], swept with the all-to-all overlapped.
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::fs::read_to_string(path("scenarios/mixtral-8x7b-h100.toml")).unwrap();
+    let head = &src[..src
+        .find("[strategy]")
+        .expect("the scenario has a [strategy]")];
+    let file = dir.path().join("mixtral-sweep.toml");
+    std::fs::write(
+        &file,
+        format!("{head}\n[sweep]\nn_gpus = [64]\nep_comm_overlap = true\n"),
+    )
+    .unwrap();
+    let out = trainplan(&["explain", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    let runner_up = s
+        .lines()
+        .find(|l| l.starts_with("## Runner-up"))
+        .unwrap_or_else(|| panic!("{s}"));
+    assert!(runner_up.contains(" × ep 8"), "{runner_up}");
+    assert!(
+        runner_up.contains("overlapping the expert all-to-all"),
+        "{runner_up}"
+    );
+}
