@@ -507,15 +507,21 @@ mod tests {
         assert!(matches!(predict(&run4), Err(Infeasible::ZeroStage { .. })));
     }
 
-    #[test]
-    fn moe_runs_with_tensor_parallelism_choose_how_experts_split() {
-        // 64 experts on 64 A100s at tp 4, dp 16: ep 32 fits only when experts stay whole and ep
-        // draws on the tensor-parallel ranks too (MoE parallel folding).
+    /// A small GPT with 64 experts of top-2 routing.
+    fn moe_64_experts() -> Model {
         let mut model = trainplan_model::testing::gpt3("moe", 8, 2048, 16);
         model.moe = Some(trainplan_model::Moe {
             experts: 64,
             top_k: 2,
         });
+        model
+    }
+
+    #[test]
+    fn moe_runs_with_tensor_parallelism_choose_how_experts_split() {
+        // 64 experts on 64 A100s at tp 4, dp 16: ep 32 fits only when experts stay whole and ep
+        // draws on the tensor-parallel ranks too (MoE parallel folding).
+        let model = moe_64_experts();
         let t = Template {
             tp: Some(4),
             pp: Some(1),
@@ -549,11 +555,7 @@ mod tests {
     fn moe_runs_choose_whether_the_all_to_all_overlaps() {
         // 64 experts over ep 8 on 64 A100s (tp 1): the all-to-all crosses the NICs, and an
         // overlapped one beats the plain one by far more than the hurdle for a non-default feature.
-        let mut model = trainplan_model::testing::gpt3("moe", 8, 2048, 16);
-        model.moe = Some(trainplan_model::Moe {
-            experts: 64,
-            top_k: 2,
-        });
+        let model = moe_64_experts();
         let t = Template {
             tp: Some(1),
             pp: Some(1),
@@ -636,11 +638,7 @@ mod tests {
             overlapped.choices()
         );
         // An MoE run that says its all-to-all was not overlapped, where overlap would win.
-        let mut moe = trainplan_model::testing::gpt3("moe", 8, 2048, 16);
-        moe.moe = Some(trainplan_model::Moe {
-            experts: 64,
-            top_k: 2,
-        });
+        let moe = moe_64_experts();
         let tm = Template {
             tp: Some(1),
             dp: Some(64),
