@@ -494,13 +494,20 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
     );
     let _ = writeln!(
         o,
-        "- activations {}: {} bytes per layer (Korthikanti et al. 2022, split by tensor for this model's attention and FFN) with recompute = {}{}, × {} layers × {} micro-batch(es) in flight (1F1B keeps pp in flight){}.",
+        "- activations {}: {} bytes per layer (Korthikanti et al. 2022, split by tensor for this model's attention and FFN{}) with recompute = {}{}, × {} layers × {} micro-batch(es) in flight (1F1B keeps pp in flight){}.",
         gib(mem.activations),
         match s.effective_recompute() {
             trainplan_parallel::Recompute::Full => "2·s·b·h (each layer's input only)",
             _ if s.flash_attention => "s·b·h·34 (the 5·a·s²·b attention scores never stored by the fused kernel)",
             trainplan_parallel::Recompute::Selective => "s·b·h·34 (the 5·a·s²·b attention scores recomputed)",
             trainplan_parallel::Recompute::None => "s·b·h·(34 + 5·a·s/h)",
+        },
+        if job.precision == trainplan_parallel::Precision::Fp8
+            && s.effective_recompute() != trainplan_parallel::Recompute::Full
+        {
+            "; fp8 linear layers keep their inputs as 1-byte casts, Transformer Engine's _Linear"
+        } else {
+            ""
         },
         s.recompute.as_str(),
         if s.sp_active() { ", divided by tp under sequence parallelism" } else { "" },

@@ -6,8 +6,8 @@
 //! tensor-parallel ranks unless sequence parallelism shards them; the `5·a·s²·b` attention-score
 //! term disappears with selective recomputation or a fused (flash) attention kernel; full
 //! recomputation keeps only the `2·s·b·h` layer input. The 34 is split below by tensor so that
-//! GQA (narrower K and V), SwiGLU (three FFN matrices) and dropout-free models follow from the
-//! shapes.
+//! GQA (narrower K and V), SwiGLU (three FFN matrices), dropout-free models and fp8 linear layers
+//! (which keep their inputs as 1-byte casts) follow from the shapes.
 
 use crate::{FfnActivation, Model};
 use trainplan_units::Bytes;
@@ -52,6 +52,10 @@ pub struct ActivationConfig {
     pub recompute: Recompute,
     /// A fused attention kernel (FlashAttention) that never stores the s×s scores.
     pub flash_attention: bool,
+    /// fp8 linear layers keep each layer input for the weight-gradient product as its 1-byte fp8
+    /// cast, not in 16 bits (Transformer Engine, `pytorch/module/linear.py`, `_Linear.forward`
+    /// saves the cast `inputmat`).
+    pub fp8_linear_inputs: bool,
 }
 
 impl Model {
@@ -69,20 +73,32 @@ impl Model {
             return Bytes(2.0 * sbh / replicated_div);
         }
         let mask = if self.dropout { 1.0 } else { 0.0 };
+        // Bytes of a linear layer's saved input: 2, or its 1-byte cast under fp8.
+        let lin = if cfg.fp8_linear_inputs { 1.0 } else { 2.0 };
         // Replicated without SP: two layer-norm inputs (4sbh), the attention and MLP block inputs
-        // (4sbh) and two residual dropout masks (2sbh): Korthikanti's 10·s·b·h.
-        let replicated = sbh * (4.0 + 4.0 + 2.0 * mask);
+        // (4sbh, inputs of the QKV and first FFN products) and two residual dropout masks (2sbh):
+        // Korthikanti's 10·s·b·h.
+        let replicated = sbh * (4.0 + 2.0 * lin + 2.0 * mask);
         // Sharded over t: Q, K, V (GQA narrows K and V), the projection input, and the FFN internals.
         let kv = 2.0 * s * b * self.kv_dim();
-        let attention = 2.0 * sbh + 2.0 * kv + 2.0 * sbh;
+        // The projection's input is the attention output. A fused kernel keeps that output in 16
+        // bits for its own backward, so an fp8 projection adds its cast beside it; an unfused
+        // backward never reads it, so only the projection's copy is kept.
+        let projection = match (cfg.fp8_linear_inputs, cfg.flash_attention) {
+            (false, _) => 2.0,
+            (true, true) => 2.0 + 1.0,
+            (true, false) => 1.0,
+        } * sbh;
+        let attention = 2.0 * sbh + 2.0 * kv + projection;
         let f = f64::from(self.ffn);
         let k = self.moe.map_or(1.0, |m| f64::from(m.top_k));
         let ffn = match self.ffn_act {
-            // GELU input and output (Korthikanti: 8sbh + 8sbh at ffn = 4h).
-            FfnActivation::Gelu => 4.0 * s * b * f,
+            // GELU input and output, the latter the down projection's input (Korthikanti: 8sbh +
+            // 8sbh at ffn = 4h).
+            FfnActivation::Gelu => (2.0 + lin) * s * b * f,
             // The fused gate/up output (SiLU and the product are recomputed from it in backward,
             // as Megatron-Core's fused SwiGLU does) and the product feeding the down projection.
-            FfnActivation::Swiglu => 6.0 * s * b * f,
+            FfnActivation::Swiglu => (4.0 + lin) * s * b * f,
         } * k;
         let mut sharded = attention + ffn;
         if !cfg.flash_attention && cfg.recompute == Recompute::None {
@@ -117,7 +133,42 @@ mod tests {
             sequence_parallel: sp,
             recompute,
             flash_attention: false,
+            fp8_linear_inputs: false,
         }
+    }
+
+    #[test]
+    fn fp8_linear_layers_keep_their_inputs_in_one_byte() {
+        // GPT-3 175B, t = 8 without SP: the QKV and first-FFN inputs (replicated, 2sbh each) and
+        // the GELU output feeding the down projection (2·s·f/t, f = 4h) halve; with a fused
+        // attention kernel the projection keeps its 1-byte cast beside the 16-bit attention output
+        // (+sbh/t), without one the cast replaces it (-sbh/t).
+        let m = gpt3_175b();
+        let (s, h, t) = (2048.0, 12288.0, 8.0);
+        let sbh = s * h;
+        for (flash, projection) in [(true, 1.0), (false, -1.0)] {
+            let bf16 = ActivationConfig {
+                flash_attention: flash,
+                ..cfg(8, false, Recompute::Selective)
+            };
+            let fp8 = ActivationConfig {
+                fp8_linear_inputs: true,
+                ..bf16
+            };
+            let diff = m.activation_bytes_per_layer(&fp8).get()
+                - m.activation_bytes_per_layer(&bf16).get();
+            let expected = -2.0 * sbh + (projection - 4.0) * sbh / t;
+            assert!((diff - expected).abs() < 1e-6 * sbh, "{diff} vs {expected}");
+        }
+        // Full recomputation keeps only the 16-bit layer input either way.
+        let full = cfg(8, false, Recompute::Full);
+        assert_eq!(
+            m.activation_bytes_per_layer(&full),
+            m.activation_bytes_per_layer(&ActivationConfig {
+                fp8_linear_inputs: true,
+                ..full
+            })
+        );
     }
 
     #[test]

@@ -171,6 +171,7 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
         sequence_parallel: s.sp_active(),
         recompute: s.recompute,
         flash_attention: s.flash_attention,
+        fp8_linear_inputs: job.precision == crate::Precision::Fp8,
     };
     let per_layer = model.activation_bytes_per_layer(&cfg);
     let layers = f64::from(s.max_layers_per_rank(model));
