@@ -377,11 +377,7 @@ fn gradient_layout(job: &Job, s: &Strategy) -> String {
         && job.precision != trainplan_parallel::Precision::Fp16;
     match s.zero {
         3 => format!("{} bytes per parameter, sharded over dp × cp = {shard} (ZeRO-3, Rajbhandari et al. 2020)", job.grad_bytes),
-        2 if main_grads => format!(
-            "one {}-byte main-gradient buffer per parameter (Megatron), sharded over dp × cp = {shard} (ZeRO-2; Megatron-LM dist_optimizer.md)",
-            job.grad_bytes
-        ),
-        _ if main_grads => format!(
+        0 | 1 if main_grads => format!(
             "one {}-byte main-gradient buffer per parameter, no 16-bit copy (Megatron's distributed optimizer, Megatron-LM dist_optimizer.md)",
             job.grad_bytes
         ),

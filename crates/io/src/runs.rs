@@ -443,6 +443,11 @@ mod tests {
             (None, None)
         );
         assert_eq!(spec.job.optimizer, trainplan_parallel::Optimizer::Deepspeed);
+        // Unstated for an fp8 run: Megatron-Core's layout, where Transformer Engine's fp8 runs.
+        let fp8_row = row.replace(",bf16,", ",fp8,");
+        let fp8 = parse_runs("runs.csv", format!("{HEADER}\n{fp8_row}\n").as_bytes()).unwrap();
+        let spec = fp8[0].to_spec(&db, "runs.csv").unwrap();
+        assert_eq!(spec.job.optimizer, trainplan_parallel::Optimizer::Megatron);
         // Present: read and carried into the prediction's inputs.
         let header = format!("{HEADER},tp_comm_overlap,ep_comm_overlap,optimizer");
         let stated = parse_runs(
@@ -589,7 +594,8 @@ impl RunRow {
             grad_bytes: 4.0,
             optimizer: match self.optimizer.as_deref() {
                 Some("megatron") => trainplan_parallel::Optimizer::Megatron,
-                _ => trainplan_parallel::Optimizer::Deepspeed,
+                Some(_) => trainplan_parallel::Optimizer::Deepspeed,
+                None => trainplan_parallel::Optimizer::default_for(precision),
             },
         };
         let template = trainplan_search::validate::Template {

@@ -448,9 +448,10 @@ impl Scenario {
             tokens,
             precision,
             grad_bytes,
-            optimizer: match file.job.optimizer.unwrap_or(OptimizerName::Deepspeed) {
-                OptimizerName::Deepspeed => Optimizer::Deepspeed,
-                OptimizerName::Megatron => Optimizer::Megatron,
+            optimizer: match file.job.optimizer {
+                None => Optimizer::default_for(precision),
+                Some(OptimizerName::Deepspeed) => Optimizer::Deepspeed,
+                Some(OptimizerName::Megatron) => Optimizer::Megatron,
             },
         };
 

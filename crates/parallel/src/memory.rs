@@ -8,8 +8,8 @@
 //! Below stage 3, gradients are kept the way `Job::optimizer` says: DeepSpeed's ZeRO-1/2 and
 //! BF16 optimizers hold autograd's 16-bit gradients beside an fp32 accumulation buffer and a
 //! gradient-reduction bucket (the default, which BLOOM's measured memory follows); Megatron's
-//! distributed optimizer accumulates straight into one main-grad buffer and reduce-scatters it
-//! in place, 2 bytes per parameter and the bucket less.
+//! distributed optimizer (ZeRO-0/1) accumulates straight into one main-grad buffer and
+//! reduce-scatters it in place, 2 bytes per parameter and the bucket less.
 //! Activations follow Korthikanti et al. 2022 (see `trainplan_model::memory`), times the
 //! micro-batches in flight on the first pipeline stage.
 
@@ -125,9 +125,11 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
     let dense_shard = f64::from(s.dp) * f64::from(s.cp);
     let expert_shard = s.expert_dp();
     // Megatron keeps no 16-bit gradients beside its main grads, except under fp16, whose 16-bit
-    // main grads are copied to fp32 for the update as DeepSpeed's are (4 + 16/d bytes).
-    let megatron_main_grads =
-        job.optimizer == crate::Optimizer::Megatron && job.precision != crate::Precision::Fp16;
+    // main grads are copied to fp32 for the update as DeepSpeed's are (4 + 16/d bytes). Its
+    // distributed optimizer is ZeRO-1; gradient-sharding stages are counted the DeepSpeed way.
+    let megatron_main_grads = job.optimizer == crate::Optimizer::Megatron
+        && job.precision != crate::Precision::Fp16
+        && s.zero <= 1;
     let states_of = |params: f64, shard: f64| -> (Bytes, Bytes, Bytes) {
         let weights = if s.zero >= 3 {
             0.0
@@ -137,9 +139,9 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
         let grads = if s.zero >= 3 {
             job.grad_bytes * params / shard
         } else if megatron_main_grads {
-            // One main-grad buffer, sharded from ZeRO-2 on (dist_optimizer.md: 6 + 12/d bytes
-            // per parameter for bf16 with fp32 gradients).
-            job.grad_bytes * params / if s.zero >= 2 { shard } else { 1.0 }
+            // One main-grad buffer (dist_optimizer.md: 6 + 12/d bytes per parameter for bf16
+            // with fp32 gradients).
+            job.grad_bytes * params
         } else {
             // The 16-bit gradient autograd writes, sharded from ZeRO-2 on.
             let g16 = WEIGHT_BYTES * params / if s.zero >= 2 { shard } else { 1.0 };
@@ -371,7 +373,18 @@ mod tests {
                 per_param(Deepspeed, Fp16, zero)
             );
         }
-        assert_eq!(per_param(Megatron, Bf16, 3), per_param(Deepspeed, Bf16, 3));
+        // Megatron's distributed optimizer is ZeRO-1: stages that shard gradients are counted
+        // the DeepSpeed way for both.
+        for zero in [2, 3] {
+            assert_eq!(
+                per_param(Megatron, Bf16, zero),
+                per_param(Deepspeed, Bf16, zero)
+            );
+        }
+        // Without saying, fp8 is Megatron-Core's (Transformer Engine) and 16 bits DeepSpeed's.
+        assert_eq!(Optimizer::default_for(Precision::Fp8), Megatron);
+        assert_eq!(Optimizer::default_for(Bf16), Deepspeed);
+        assert_eq!(Optimizer::default_for(Fp16), Deepspeed);
     }
 
     #[test]

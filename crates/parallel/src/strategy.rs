@@ -63,6 +63,16 @@ impl Optimizer {
     /// Every implementation, in a fixed order.
     pub const ALL: [Optimizer; 2] = [Optimizer::Deepspeed, Optimizer::Megatron];
 
+    /// The layout to assume when a file does not say: Megatron's for fp8, whose linear layers run
+    /// on Transformer Engine under Megatron-Core (DeepSpeed's BF16 and ZeRO-1/2 optimizers are
+    /// 16-bit paths; fp8 with FSDP is ZeRO-3, where both layouts agree), DeepSpeed's otherwise.
+    pub fn default_for(precision: Precision) -> Self {
+        match precision {
+            Precision::Fp8 => Optimizer::Megatron,
+            Precision::Bf16 | Precision::Fp16 => Optimizer::Deepspeed,
+        }
+    }
+
     /// The name used in files.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -312,12 +322,14 @@ impl Strategy {
     }
 
     /// Whether gradients are reduced through DeepSpeed ZeRO-1/2's flat bucket: stage 1 or 2 with
-    /// a data-parallel peer (Megatron's distributed optimizer reduce-scatters its buffer in place).
+    /// a data-parallel peer (Megatron's distributed optimizer, ZeRO-1, reduce-scatters its buffer
+    /// in place; gradient-sharding stages are counted the DeepSpeed way).
     #[inline]
     pub fn has_gradient_bucket(&self, job: &Job) -> bool {
+        let megatron_in_place = job.optimizer == Optimizer::Megatron && self.zero == 1;
         matches!(self.zero, 1 | 2)
             && u64::from(self.dp) * u64::from(self.cp) > 1
-            && job.optimizer == Optimizer::Deepspeed
+            && !megatron_in_place
     }
 
     /// The recomputation that actually happens: selective recomputation recomputes the attention
