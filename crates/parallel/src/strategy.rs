@@ -63,9 +63,9 @@ impl Optimizer {
     /// Every implementation, in a fixed order.
     pub const ALL: [Optimizer; 2] = [Optimizer::Deepspeed, Optimizer::Megatron];
 
-    /// The layout to assume when a file does not say: Megatron's for fp8, whose linear layers run
-    /// on Transformer Engine under Megatron-Core (DeepSpeed's BF16 and ZeRO-1/2 optimizers are
-    /// 16-bit paths; fp8 with FSDP is ZeRO-3, where both layouts agree), DeepSpeed's otherwise.
+    /// The layout to assume when a file does not say: Megatron's for fp8, which is trained mostly
+    /// with Transformer Engine under Megatron-Core (NeMo, Megatron-LM) or with FSDP (ZeRO-2/3,
+    /// where both layouts count alike), DeepSpeed's otherwise.
     pub fn default_for(precision: Precision) -> Self {
         match precision {
             Precision::Fp8 => Optimizer::Megatron,
