@@ -114,7 +114,7 @@ pub struct RunRow {
     /// compute; empty lets `validate` try both.
     pub ep_comm_overlap: Option<bool>,
     /// trainplan's optional column: `deepspeed` or `megatron`, how the model states are held
-    /// (see `[job] optimizer`); empty means DeepSpeed's layout.
+    /// (see `[job] optimizer`); empty means Megatron's layout for fp8, DeepSpeed's otherwise.
     pub optimizer: Option<String>,
 }
 
@@ -279,10 +279,11 @@ pub fn parse_runs(path: &str, bytes: &[u8]) -> Result<Vec<RunRow>, IoError> {
                 }
             },
         };
+        let (tp, sequence_parallel) = (uint("tp")?, boolean("sequence_parallel")?);
         let tp_comm_overlap = boolean("tp_comm_overlap")?;
         if tp_comm_overlap == Some(true)
-            && boolean("sequence_parallel")? == Some(false)
-            && uint("tp")?.is_some_and(|tp| tp > 1)
+            && sequence_parallel == Some(false)
+            && tp.is_some_and(|tp| tp > 1)
         {
             return Err(field_err(
                 "tp_comm_overlap",
@@ -311,13 +312,13 @@ pub fn parse_runs(path: &str, bytes: &[u8]) -> Result<Vec<RunRow>, IoError> {
             gpu: cell("gpu").to_string(),
             gpus_per_node: uint("gpus_per_node")?,
             n_gpus: uint("n_gpus")?,
-            tp: uint("tp")?,
+            tp,
             pp: uint("pp")?,
             dp: uint("dp")?,
             cp: uint("cp")?,
             ep: uint("ep")?,
             vpp: uint("vpp")?,
-            sequence_parallel: boolean("sequence_parallel")?,
+            sequence_parallel,
             micro_batch: uint("micro_batch")?,
             global_batch: uint("global_batch")?,
             recompute: choice("recompute", &["none", "selective", "full"])?,
