@@ -6,6 +6,8 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use trainplan_io::atomic::write_atomic;
+use trainplan_io::fitted::{with_fitted, FittedValue};
 use trainplan_io::runs::{read_runs, RunRow};
 use trainplan_io::Database;
 use trainplan_search::calibrate::{self, Observation};
@@ -25,6 +27,11 @@ pub struct Args {
     /// Refit the efficiency factors on these runs (Levenberg-Marquardt) and print them.
     #[arg(long, conflicts_with = "cross_validate")]
     pub fit: bool,
+    /// With --fit: also write every accelerator file the fitted factors apply to into
+    /// DIR/accelerators/, the database's own file with only those factors and their notes
+    /// changed; use them with `trainplan --hardware-db DIR ...`.
+    #[arg(long, value_name = "DIR", requires = "fit")]
+    pub write_db: Option<PathBuf>,
     /// Leave-one-source-out: refit without each source in turn and report the errors on it, the
     /// accuracy to expect on runs unlike any the calibration has seen.
     #[arg(long)]
@@ -419,7 +426,7 @@ pub fn run(args: &Args, db: &Database) -> anyhow::Result<()> {
             "no run in {path} has a measured throughput to fit"
         );
         return if args.fit {
-            fit(obs, &path)
+            fit(obs, &path, db, args.write_db.as_deref())
         } else {
             cross_validate(&obs, &path)
         };
@@ -458,9 +465,17 @@ fn observations(rows: &[RunRow], db: &Database, path: &str) -> Vec<Observation> 
         .collect()
 }
 
-fn fit(obs: Vec<Observation>, path: &str) -> anyhow::Result<()> {
+fn fit(
+    obs: Vec<Observation>,
+    path: &str,
+    db: &Database,
+    write_db: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     let params = calibrate::parameters(&obs, 3);
     let result = calibrate::fit(obs, params, 30);
+    if let Some(dir) = write_db {
+        write_fitted(&result.params, path, db, dir)?;
+    }
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -478,6 +493,58 @@ fn fit(obs: Vec<Observation>, path: &str) -> anyhow::Result<()> {
         );
     }
     emit(None, out.as_bytes()).context("failed to print the fit")
+}
+
+/// Writes, for every accelerator of `db` that a fitted parameter applies to, its file with those
+/// factors and their notes replaced, into `dir/accelerators/` (each file atomically).
+fn write_fitted(
+    params: &[calibrate::Param],
+    runs: &str,
+    db: &Database,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let folder = dir.join("accelerators");
+    std::fs::create_dir_all(&folder)
+        .with_context(|| format!("cannot create {}", folder.display()))?;
+    for accelerator in db.accelerators() {
+        let values: Vec<FittedValue> = params
+            .iter()
+            .filter(|p| p.applies_to(accelerator))
+            .map(|p| FittedValue {
+                field: p.field.as_str(),
+                value: p.value,
+                note: format!(
+                    "Fitted (trainplan validate --fit, Levenberg-Marquardt) on {} runs of {runs} on {}; {}.",
+                    p.n_runs,
+                    p.accelerators.join(", "),
+                    if p.is_shared() {
+                        "one constant shared by every accelerator"
+                    } else {
+                        "same silicon shares the value"
+                    }
+                ),
+            })
+            .collect();
+        if values.is_empty() {
+            continue;
+        }
+        let (source, text) = db
+            .accelerator_file(&accelerator.id)
+            .with_context(|| format!("no file for accelerator `{}`", accelerator.id))?;
+        let edited = with_fitted(source, text, &values)?;
+        let target = folder.join(format!("{}.toml", accelerator.id));
+        write_atomic(&target, edited.as_bytes())?;
+        eprintln!(
+            "wrote {} ({})",
+            target.display(),
+            values
+                .iter()
+                .map(|v| v.field)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
 }
 
 fn cross_validate(obs: &[Observation], path: &str) -> anyhow::Result<()> {

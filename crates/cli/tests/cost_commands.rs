@@ -262,6 +262,76 @@ fn bundled_calibration_is_the_fit_of_the_public_runs() {
     }
 }
 
+/// Whether two accelerator files are the same up to the last printed decimal of their numbers
+/// (a libm that rounds `ln` differently may move a fit in its fifth decimal).
+fn same_file_up_to_rounding(a: &str, b: &str) -> bool {
+    let number = |line: &str| -> Option<(String, f64)> {
+        let (key, value) = line.split_once(" = ")?;
+        Some((key.to_string(), value.parse().ok()?))
+    };
+    a.lines().count() == b.lines().count()
+        && a.lines().zip(b.lines()).all(|(x, y)| {
+            x == y
+                || matches!((number(x), number(y)), (Some((kx, vx)), Some((ky, vy))) if kx == ky && (vx - vy).abs() <= 1.5e-4)
+        })
+}
+
+#[test]
+fn the_bundled_accelerator_files_are_what_the_fit_writes() {
+    // `validate --fit --write-db DIR` on the public runs rewrites every accelerator file the
+    // factors apply to; the bundled ones must come out unchanged (notes included), so the
+    // hardware-db is exactly the fit and can be regenerated with one command.
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_trainplan"))
+        .current_dir(root())
+        .args([
+            "validate",
+            "tests/data/runs-public.csv",
+            "--fit",
+            "--write-db",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let written: Vec<_> = std::fs::read_dir(dir.path().join("accelerators"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let bundled = std::fs::read_dir(root().join("hardware-db/accelerators"))
+        .unwrap()
+        .count();
+    assert_eq!(written.len(), bundled, "{written:?}");
+    for file in written {
+        let name = file.file_name().unwrap().to_str().unwrap().to_string();
+        let fitted = std::fs::read_to_string(&file).unwrap();
+        let stored =
+            std::fs::read_to_string(root().join("hardware-db/accelerators").join(&name)).unwrap();
+        assert!(
+            same_file_up_to_rounding(&fitted, &stored),
+            "hardware-db/accelerators/{name} is not the fit; regenerate with `trainplan validate tests/data/runs-public.csv --fit --write-db hardware-db`\n{fitted}"
+        );
+    }
+    // The written database loads, and prices a scenario.
+    let out = trainplan(&[
+        "--hardware-db",
+        dir.path().to_str().unwrap(),
+        "evaluate",
+        &path("scenarios/gpt3-175b-megatron.toml"),
+        "--format",
+        "csv",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Without --fit there is nothing to write: a usage error.
+    let out = trainplan(&[
+        "validate",
+        &path("tests/data/runs-public.csv"),
+        "--write-db",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
 #[test]
 fn cross_validation_reports_every_source_held_out() {
     let out = trainplan(&[

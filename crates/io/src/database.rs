@@ -43,6 +43,8 @@ pub struct Database {
     default_node_at: BTreeMap<String, Location>,
     /// Where each node's `accelerator` was written, for the reference check.
     node_accelerator_at: BTreeMap<String, Location>,
+    /// Each accelerator's file (path and text), for writing fitted factors back into it.
+    accelerator_files: BTreeMap<String, (String, String)>,
 }
 
 /// The three kinds of database file, named after their folders.
@@ -138,6 +140,8 @@ impl Database {
                 let id = loaded.accelerator.id.clone();
                 self.default_node_at
                     .insert(id.clone(), loaded.default_node_at);
+                self.accelerator_files
+                    .insert(id.clone(), (path.to_string(), text.to_string()));
                 self.accelerators.insert(id, loaded.accelerator);
             }
             Kind::Nodes => {
@@ -203,6 +207,13 @@ impl Database {
     /// Every accelerator, by id.
     pub fn accelerators(&self) -> impl Iterator<Item = &Accelerator> {
         self.accelerators.values()
+    }
+
+    /// The path and text of the file accelerator `id` was read from.
+    pub fn accelerator_file(&self, id: &str) -> Option<(&str, &str)> {
+        self.accelerator_files
+            .get(id)
+            .map(|(path, text)| (path.as_str(), text.as_str()))
     }
 
     /// Every node layout, by id.

@@ -14,6 +14,7 @@
 pub mod atomic;
 mod database;
 mod errors;
+pub mod fitted;
 mod hardware_file;
 pub mod numbers;
 pub mod plans;

@@ -106,11 +106,27 @@ pub struct Observation {
 
 /// Silicon key: accelerators with equal dense peaks share kernels' efficiency.
 fn silicon(run: &RunSpec) -> (u64, u64) {
-    let a = &run.cluster.accelerator;
+    silicon_of(&run.cluster.accelerator)
+}
+
+fn silicon_of(a: &trainplan_hardware::Accelerator) -> (u64, u64) {
     (
         a.bf16_peak.get().to_bits(),
         a.fp8_peak.map_or(0, |p| p.get().to_bits()),
     )
+}
+
+impl Param {
+    /// Whether one value holds for every accelerator (the overlap penalty).
+    pub fn is_shared(&self) -> bool {
+        self.silicon.is_none()
+    }
+
+    /// Whether this parameter's value holds for `accelerator`: the same silicon as the runs it
+    /// was fitted on, or every accelerator for a shared constant.
+    pub fn applies_to(&self, accelerator: &trainplan_hardware::Accelerator) -> bool {
+        self.silicon.map_or(true, |s| s == silicon_of(accelerator))
+    }
 }
 
 /// Chooses the parameters the observations can inform (at least `min_runs` runs each).
