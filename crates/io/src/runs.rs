@@ -97,7 +97,8 @@ pub struct RunRow {
     pub zero: Option<u8>,
     /// `bf16`, `fp16`, `fp8`.
     pub precision: Option<String>,
-    /// Measured tokens/s per GPU.
+    /// Measured tokens/s per GPU; from `measured_step_time_s` when only the step time is given
+    /// (`global_batch · seq_len / step_time / n_gpus`, `../shared/data/README.md`).
     pub measured_tokens_per_s_per_gpu: Option<f64>,
     /// Measured MFU.
     pub measured_mfu: Option<f64>,
@@ -324,7 +325,22 @@ pub fn parse_runs(path: &str, bytes: &[u8]) -> Result<Vec<RunRow>, IoError> {
             recompute: choice("recompute", &["none", "selective", "full"])?,
             zero,
             precision: choice("precision", &["bf16", "fp16", "fp8"])?,
-            measured_tokens_per_s_per_gpu: float("measured_tokens_per_s_per_gpu")?,
+            measured_tokens_per_s_per_gpu: match float("measured_tokens_per_s_per_gpu")? {
+                Some(t) => Some(t),
+                // The data README's second rule: from the step time,
+                // global_batch · seq_len / step_time / n_gpus.
+                None => match (
+                    float("measured_step_time_s")?,
+                    uint("global_batch")?,
+                    uint("seq_len")?,
+                    uint("n_gpus")?,
+                ) {
+                    (Some(step), Some(gb), Some(seq), Some(n)) if step > 0.0 => {
+                        Some(f64::from(gb) * f64::from(seq) / step / f64::from(n))
+                    }
+                    _ => None,
+                },
+            },
             measured_mfu: float("measured_mfu")?,
             measured_mem_gib: float("measured_mem_gib")?,
             measured_oom: boolean("measured_oom")?,
@@ -486,6 +502,18 @@ mod tests {
             e.contains("tp_comm_overlap") && e.contains("sequence_parallel = false"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_row_with_only_a_step_time_gets_its_throughput_from_it() {
+        // 64 sequences of 2048 tokens in 2 s on 8 GPUs: 8192 tokens/s per GPU.
+        let text = format!("{HEADER}\nX-r1,X,GPT,24,2048,16,,,gelu,51200,2048,,,a100-80gb,8,8,1,1,8,1,,,,,64,,3,bf16,,2.0,,,false,high,\n");
+        let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
+        assert_eq!(rows[0].measured_tokens_per_s_per_gpu, Some(8192.0));
+        // A stated throughput wins over the step time.
+        let text = text.replace(",bf16,,2.0,", ",bf16,5000,2.0,");
+        let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
+        assert_eq!(rows[0].measured_tokens_per_s_per_gpu, Some(5000.0));
     }
 
     #[test]
