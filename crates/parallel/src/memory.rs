@@ -9,7 +9,9 @@
 //! BF16 optimizers hold autograd's 16-bit gradients beside an fp32 accumulation buffer and a
 //! gradient-reduction bucket (the default, which BLOOM's measured memory follows); Megatron's
 //! distributed optimizer (ZeRO-0/1) accumulates straight into one main-grad buffer and
-//! reduce-scatters it in place, 2 bytes per parameter and the bucket less.
+//! reduce-scatters it in place, 2 bytes per parameter and the bucket less. ZeRO-2 under a
+//! pipeline is FSDP with PyTorch's pipeline schedules, which keep gradients unsharded in the
+//! reduce dtype until the last micro-batch.
 //! Activations follow Korthikanti et al. 2022 (see `trainplan_model::memory`), times the
 //! micro-batches in flight on the first pipeline stage.
 
@@ -138,6 +140,12 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
         };
         let grads = if s.zero >= 3 {
             job.grad_bytes * params / shard
+        } else if s.fsdp_with_pipeline() {
+            // FSDP under a pipeline schedule skips the reduce-scatter until the last micro-batch
+            // and accumulates unsharded gradients in the reduce dtype meanwhile (PyTorch
+            // `torch/distributed/pipelining/stage.py`, `backward_maybe_with_nosync`), then keeps
+            // the reduced shard.
+            job.grad_bytes * params * (1.0 + 1.0 / shard)
         } else if megatron_main_grads {
             // One main-grad buffer (dist_optimizer.md: 6 + 12/d bytes per parameter for bf16
             // with fp32 gradients).
@@ -318,21 +326,55 @@ mod tests {
 
     #[test]
     fn zero_1_and_2_hold_one_gradient_bucket_when_there_is_a_peer() {
-        // GPT-3 175B at tp 8, pp 16: ~1.4B parameters per rank, more than the 5e8-element
-        // bucket, so the bucket is DeepSpeed's full 1e9 bytes.
+        // GPT-3 175B at tp 8: ~1.4B parameters per rank at pp 16 (ZeRO-1) and ~22B at pp 1
+        // (ZeRO-2, which DeepSpeed runs without a pipeline), more than the 5e8-element bucket,
+        // so the bucket is DeepSpeed's full 1e9 bytes.
         let (model, cluster, job) = (gpt3(), a100(1024), job(1536));
-        let buffers = |zero: u8, dp: u32| {
-            let mut s = strategy(dp, 8, 16);
+        let buffers = |zero: u8, dp: u32, pp: u32| {
+            let mut s = strategy(dp, 8, pp);
             s.zero = zero;
             memory(&model, &cluster, &job, &s).comm_buffers.get()
         };
         let bucket = 2.0 * 5e8;
-        for zero in [1, 2] {
-            let extra = buffers(zero, 8) - buffers(0, 8);
+        for (zero, pp) in [(1, 16), (2, 1)] {
+            let extra = buffers(zero, 8, pp) - buffers(0, 8, pp);
             assert!((extra - bucket).abs() < 1.0, "zero {zero}: {extra}");
         }
         // One data-parallel rank reduces with nobody.
-        assert_eq!(buffers(1, 1), buffers(0, 1));
+        assert_eq!(buffers(1, 1, 16), buffers(0, 1, 16));
+        // ZeRO-2 under a pipeline is FSDP, which reduce-scatters without DeepSpeed's bucket.
+        assert_eq!(buffers(2, 8, 16), buffers(0, 8, 16));
+    }
+
+    #[test]
+    fn fsdp_under_a_pipeline_accumulates_unsharded_gradients() {
+        // PyTorch's pipeline schedules turn FSDP's gradient sync off until the last micro-batch:
+        // unsharded fp32 gradients (4 bytes) plus the reduced shard (4/d), beside the gathered
+        // 16-bit weights and the 12/d optimizer bytes.
+        let (model, cluster, job) = (gpt3(), a100(1024), job(1536));
+        let mut s = strategy(8, 8, 16);
+        s.zero = 2;
+        assert!(s.fsdp_with_pipeline());
+        let m = memory(&model, &cluster, &job, &s);
+        // The reported stage's parameters, from its gathered 16-bit weights.
+        let params = m.weights.get() / 2.0;
+        let d = 8.0;
+        let per_param = m.model_states().get() / params;
+        assert!(
+            (per_param - (2.0 + 4.0 + 4.0 / d + 12.0 / d)).abs() < 1e-9,
+            "{per_param}"
+        );
+        // Without a pipeline ZeRO-2 keeps only shards of its gradients.
+        let mut flat = s;
+        flat.pp = 1;
+        assert!(!flat.fsdp_with_pipeline());
+        let f = memory(&model, &cluster, &job, &flat);
+        let fp = stage_params(&model, &flat).first;
+        assert!(
+            (f.gradients.get() / fp - 6.0 / d).abs() < 1e-9,
+            "{}",
+            f.gradients.get() / fp
+        );
     }
 
     #[test]

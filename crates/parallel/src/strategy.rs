@@ -330,6 +330,15 @@ impl Strategy {
         matches!(self.zero, 1 | 2)
             && u64::from(self.dp) * u64::from(self.cp) > 1
             && !megatron_in_place
+            && !self.fsdp_with_pipeline()
+    }
+
+    /// ZeRO-2 under a pipeline is FSDP with parameters kept gathered between forward and
+    /// backward (torchtitan's FSDP2 + PP): DeepSpeed refuses ZeRO-2 with its pipeline and
+    /// Megatron has no ZeRO-2. PyTorch's pipeline schedules then reduce gradients once per step.
+    #[inline]
+    pub fn fsdp_with_pipeline(&self) -> bool {
+        self.zero == 2 && self.pp > 1
     }
 
     /// The recomputation that actually happens: selective recomputation recomputes the attention

@@ -432,9 +432,10 @@ pub(crate) fn step_time(
             let ar = collective(Collective::AllReduce, job.grad_bytes);
             (overlapped(ar, mb.backward, penalty), ar)
         }
-        1 => {
+        1 | 2 if s.zero == 1 || s.fsdp_with_pipeline() => {
             // Reduce-scatter of gradients during the last backward, all-gather of the updated
-            // weights overlapped with the next forward (Megatron distributed optimizer).
+            // weights overlapped with the next forward (Megatron distributed optimizer; FSDP
+            // under a pipeline schedule, which syncs gradients on the last micro-batch only).
             let rs = collective(Collective::ReduceScatter, job.grad_bytes);
             let ag = collective(Collective::AllGather, WEIGHT_BYTES);
             (
@@ -586,6 +587,25 @@ mod tests {
                 n_layers: 31
             }
         );
+    }
+
+    #[test]
+    fn fsdp_under_a_pipeline_reduces_once_per_step() {
+        // ZeRO-2 without a pipeline reduce-scatters every micro-batch; under a pipeline (FSDP
+        // with PyTorch's schedules) once per step, as ZeRO-1 does.
+        let (model, cluster, job) = (gpt3(), a100(1024), job(1536));
+        let traffic = |zero: u8, pp: u32| {
+            let mut s = strategy(1024 / (8 * pp), 8, pp);
+            s.zero = zero;
+            let e = evaluate(&model, &cluster, &job, &s).unwrap();
+            (e.time.dp_traffic.get(), e.grad_accum)
+        };
+        let ((z1, _), (z2, m)) = (traffic(1, 16), traffic(2, 16));
+        assert!(m > 1);
+        assert!((z2 - z1).abs() < 1e-12 * z1, "{z2} vs {z1}");
+        let ((flat1, _), (flat2, m1)) = (traffic(1, 1), traffic(2, 1));
+        assert!(m1 > 1);
+        assert!(flat2 > 1.5 * flat1, "{flat2} vs {flat1}");
     }
 
     #[test]
