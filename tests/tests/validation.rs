@@ -86,21 +86,20 @@ fn public_runs_stay_within_the_calibrated_error() {
     // Target: median at most 10% (6.4% today: the shape constant is chosen for held-out accuracy,
     // not in-sample; see hardware-db/calibration/README.md).
     assert!(
-        f.tokens.median <= 0.075,
+        f.tokens.median <= 0.07,
         "median throughput error {:.3}",
         f.tokens.median
     );
-    // Target: worst at most 35%; today's worst rows are torchtitan's async-TP benchmark measured
-    // without async TP (no runs CSV column says so, and validate assumes overlap on H100) and a
-    // low-confidence BLOOM ramp-up run.
+    // Target: worst at most 35%; today's worst row (87.8%) is torchtitan's fp8 rowwise recipe on
+    // vanilla TP (no runs CSV column says either, and validate assumes overlap on H100).
     assert!(
-        f.tokens.worst <= 0.95,
+        f.tokens.worst <= 0.90,
         "worst throughput error {:.3}",
         f.tokens.worst
     );
-    // Target: median memory error at most 10%.
+    // Target: median memory error at most 10% (10.4% today).
     assert!(
-        f.memory.median <= 0.14,
+        f.memory.median <= 0.11,
         "median memory error {:.3}",
         f.memory.median
     );
