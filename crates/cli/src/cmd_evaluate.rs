@@ -373,11 +373,9 @@ fn gib(b: Bytes) -> String {
 /// How gradients are held, in words, matching `trainplan_parallel`'s memory model.
 fn gradient_layout(job: &Job, s: &Strategy) -> String {
     let shard = s.dp * s.cp;
-    let main_grads = job.optimizer == trainplan_parallel::Optimizer::Megatron
-        && job.precision != trainplan_parallel::Precision::Fp16;
     match s.zero {
         3 => format!("{} bytes per parameter, sharded over dp × cp = {shard} (ZeRO-3, Rajbhandari et al. 2020)", job.grad_bytes),
-        0 | 1 if main_grads => format!(
+        _ if s.megatron_main_grads(job) => format!(
             "one {}-byte main-gradient buffer per parameter, no 16-bit copy (Megatron's distributed optimizer, Megatron-LM dist_optimizer.md)",
             job.grad_bytes
         ),

@@ -3,6 +3,7 @@
 
 use crate::{IoError, Location};
 use std::collections::HashMap;
+use trainplan_parallel::Optimizer;
 
 /// Columns a runs CSV must have.
 pub const REQUIRED_COLUMNS: [&str; 28] = [
@@ -347,7 +348,7 @@ pub fn parse_runs(path: &str, bytes: &[u8]) -> Result<Vec<RunRow>, IoError> {
             confidence: Some(cell("confidence").to_string()).filter(|c| !c.is_empty()),
             tp_comm_overlap,
             ep_comm_overlap: boolean("ep_comm_overlap")?,
-            optimizer: choice("optimizer", &["deepspeed", "megatron"])?,
+            optimizer: choice("optimizer", &Optimizer::ALL.map(Optimizer::as_str))?,
         });
     }
     if rows.is_empty() {
@@ -621,11 +622,11 @@ impl RunRow {
             tokens: 1e12,
             precision,
             grad_bytes: 4.0,
-            optimizer: match self.optimizer.as_deref() {
-                Some("megatron") => trainplan_parallel::Optimizer::Megatron,
-                Some(_) => trainplan_parallel::Optimizer::Deepspeed,
-                None => trainplan_parallel::Optimizer::default_for(precision),
-            },
+            optimizer: self
+                .optimizer
+                .as_deref()
+                .and_then(Optimizer::from_name)
+                .unwrap_or(Optimizer::default_for(precision)),
         };
         let template = trainplan_search::validate::Template {
             tp: self.tp,

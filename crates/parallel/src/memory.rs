@@ -126,12 +126,7 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
     let sp = stage_params(model, s);
     let dense_shard = f64::from(s.dp) * f64::from(s.cp);
     let expert_shard = s.expert_dp();
-    // Megatron keeps no 16-bit gradients beside its main grads, except under fp16, whose 16-bit
-    // main grads are copied to fp32 for the update as DeepSpeed's are (4 + 16/d bytes). Its
-    // distributed optimizer is ZeRO-1; gradient-sharding stages are counted the DeepSpeed way.
-    let megatron_main_grads = job.optimizer == crate::Optimizer::Megatron
-        && job.precision != crate::Precision::Fp16
-        && s.zero <= 1;
+    let megatron_main_grads = s.megatron_main_grads(job);
     let states_of = |params: f64, shard: f64| -> (Bytes, Bytes, Bytes) {
         let weights = if s.zero >= 3 {
             0.0

@@ -80,6 +80,11 @@ impl Optimizer {
             Optimizer::Megatron => "megatron",
         }
     }
+
+    /// The implementation named `name` in a file, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == name)
+    }
 }
 
 /// What is trained: sequence length, batch, tokens and precision.
@@ -331,6 +336,14 @@ impl Strategy {
             && u64::from(self.dp) * u64::from(self.cp) > 1
             && !megatron_in_place
             && !self.fsdp_with_pipeline()
+    }
+
+    /// Whether gradients live in Megatron's single main-grad buffer: its distributed optimizer
+    /// (ZeRO-0/1) outside fp16, whose 16-bit main grads are copied to fp32 for the update as
+    /// DeepSpeed's are (4 + 16/d bytes); gradient-sharding stages count the DeepSpeed way.
+    #[inline]
+    pub fn megatron_main_grads(&self, job: &Job) -> bool {
+        job.optimizer == Optimizer::Megatron && job.precision != Precision::Fp16 && self.zero <= 1
     }
 
     /// ZeRO-2 under a pipeline is FSDP with parameters kept gathered between forward and
