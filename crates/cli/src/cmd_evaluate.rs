@@ -375,6 +375,10 @@ fn gradient_layout(job: &Job, s: &Strategy) -> String {
     let shard = s.dp * s.cp;
     match s.zero {
         3 => format!("{} bytes per parameter, sharded over dp × cp = {shard} (ZeRO-3, Rajbhandari et al. 2020)", job.grad_bytes),
+        2 if s.fsdp_with_pipeline() => format!(
+            "{} bytes per parameter kept unsharded until the step's last micro-batch, plus the reduced 1/{shard} shard (FSDP under a pipeline schedule: PyTorch pipelining turns gradient sync off until then)",
+            job.grad_bytes
+        ),
         _ if s.megatron_main_grads(job) => format!(
             "one {}-byte main-gradient buffer per parameter, no 16-bit copy (Megatron's distributed optimizer, Megatron-LM dist_optimizer.md)",
             job.grad_bytes
@@ -566,6 +570,7 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
     let (dp_bw, dp_tier) = c.bus_bandwidth(dp_group);
     let what = match s.zero {
         0 => "all-reducing the gradients once per step",
+        2 if !s.fsdp_with_pipeline() => "reduce-scattering the gradients every micro-batch and all-gathering the updated weights once per step",
         1 | 2 => "reduce-scattering the gradients and all-gathering the updated weights once per step",
         _ => "gathering the weights for forward and backward and reduce-scattering the gradients, every micro-batch,",
     };
