@@ -513,6 +513,12 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
         s.pp.min(e.grad_accum),
         if s.vpp > 1 { format!(", × (1 + (p-1)/(p·v)) for {} virtual stages", s.vpp) } else { String::new() }
     );
+    if s.keeps_stage_outputs(job) {
+        let _ = writeln!(
+            o,
+            "  Each stage also keeps its output (2·s·b·h/tp bytes) for every chunk forward in flight until its backward, as DeepSpeed's and PyTorch's pipeline engines do; Megatron-LM frees it once sent (optimizer = \"megatron\")."
+        );
+    }
     let _ = writeln!(
         o,
         "- communication buffers {}{}, reserve {} (runtime context and allocator fragmentation).\n",

@@ -169,6 +169,7 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
     };
 
     let seq = job.seq_len / s.cp;
+    let sbh = f64::from(seq) * f64::from(s.micro_batch) * f64::from(model.hidden);
     let cfg = ActivationConfig {
         seq_len: seq,
         micro_batch: s.micro_batch,
@@ -191,6 +192,15 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
         1.0
     };
     let stored = per_layer * (layers * in_flight * interleave);
+    // Each chunk's output held for its backward outside Megatron, one pipeline message of
+    // 2·s·b·h/tp bytes per chunk forward in flight (DeepSpeed `runtime/pipe/engine.py` keeps
+    // `pipe_buffers['outputs']`, split over tp by its default `pipe_partitioned`; PyTorch
+    // `distributed/pipelining/stage.py` keeps `fwd_cache`): in_flight · interleave · v chunks.
+    let kept_outputs = if s.keeps_stage_outputs(job) {
+        Bytes(WEIGHT_BYTES * sbh / f64::from(s.tp) * in_flight * interleave * f64::from(s.vpp))
+    } else {
+        Bytes::ZERO
+    };
     // The last rank warms up (v-1)·p model chunks before its first backward under interleaving
     // (Narayanan et al. 2021, section 2.2.2), one micro-batch otherwise: in units of its layers,
     // ((v-1)·p + 1)/v.
@@ -213,7 +223,6 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
         Recompute::Full => model.activation_bytes_per_layer(&kept_all),
     };
     let logits = model.logits_bytes(seq, s.micro_batch, s.tp);
-    let sbh = f64::from(seq) * f64::from(s.micro_batch) * f64::from(model.hidden);
 
     // ZeRO-3 gathers a layer's 16-bit weights ahead of use (current + prefetched) and holds one
     // layer's unsharded gradients before reduce-scatter.
@@ -260,7 +269,7 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
     if s.pp == 1 {
         return stage(sp.first, stored + working + logits);
     }
-    let first = stage(sp.first, stored + working);
+    let first = stage(sp.first, stored + kept_outputs + working);
     // The last stage holds one micro-batch of its layers in flight, plus the logits.
     let last = stage(
         sp.last,
@@ -291,6 +300,34 @@ mod tests {
         // gradients) + 12 (optimizer) bytes each ≈ 27 GB of states.
         let states_gb = m.model_states().gb();
         assert!((20.0..30.0).contains(&states_gb), "{states_gb}");
+    }
+
+    #[test]
+    fn stage_outputs_are_kept_outside_megatron() {
+        // GPT-3 175B at tp 8 pp 16, micro-batch 1: DeepSpeed's and PyTorch's pipelines keep one
+        // 2·s·b·h/tp-byte output per micro-batch in flight (16 on the first stage), Megatron-LM
+        // frees it once sent; interleaving keeps one per chunk forward in flight.
+        let (model, cluster) = (gpt3(), a100(1024));
+        let activations = |optimizer: Optimizer, pp: u32, vpp: u32| {
+            let mut job = job(1536);
+            job.optimizer = optimizer;
+            let mut s = strategy(1024 / (8 * pp), 8, pp);
+            s.vpp = vpp;
+            memory(&model, &cluster, &job, &s).activations.get()
+        };
+        let message = 2.0 * 2048.0 * 12288.0 / 8.0;
+        let kept =
+            activations(Optimizer::Deepspeed, 16, 1) - activations(Optimizer::Megatron, 16, 1);
+        assert!((kept - 16.0 * message).abs() < 1.0, "{kept}");
+        let chunks = 16.0 * (1.0 + 15.0 / 32.0) * 2.0;
+        let kept =
+            activations(Optimizer::Deepspeed, 16, 2) - activations(Optimizer::Megatron, 16, 2);
+        assert!((kept - chunks * message).abs() < 1.0, "{kept}");
+        // Without a pipeline nothing is sent, so nothing is kept.
+        assert_eq!(
+            activations(Optimizer::Deepspeed, 1, 1),
+            activations(Optimizer::Megatron, 1, 1)
+        );
     }
 
     #[test]

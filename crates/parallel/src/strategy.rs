@@ -346,6 +346,15 @@ impl Strategy {
         job.optimizer == Optimizer::Megatron && job.precision != Precision::Fp16 && self.zero <= 1
     }
 
+    /// Whether each pipeline stage keeps its forward outputs until their backward: DeepSpeed's
+    /// `PipelineEngine` (`pipe_buffers['outputs']`) and PyTorch's pipelining (`fwd_cache`) do;
+    /// Megatron-LM frees the data once sent (`deallocate_pipeline_outputs`, set by its
+    /// training loop), so `optimizer = "megatron"` stands for Megatron-LM's loop here too.
+    #[inline]
+    pub fn keeps_stage_outputs(&self, job: &Job) -> bool {
+        self.pp > 1 && job.optimizer != Optimizer::Megatron
+    }
+
     /// ZeRO-2 under a pipeline is FSDP with parameters kept gathered between forward and
     /// backward (torchtitan's FSDP2 + PP): DeepSpeed refuses ZeRO-2 with its pipeline and
     /// Megatron has no ZeRO-2. PyTorch's pipeline schedules then reduce gradients once per step.
