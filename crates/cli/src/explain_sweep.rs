@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use trainplan_hardware::Cluster;
 use trainplan_io::scenario::Scenario;
 use trainplan_io::Database;
-use trainplan_parallel::{evaluate, Estimate, Strategy};
+use trainplan_parallel::{evaluate, Estimate, Job, Strategy};
 use trainplan_search::{Constraints, Objective, Plan, SearchBuilder, Shard};
 
 /// Plans ranked to find a runner-up that differs from the best.
@@ -17,6 +17,8 @@ const RUNNER_UP_WINDOW: usize = 16;
 struct Priced {
     plan: Plan,
     cluster: Cluster,
+    /// The scenario's job at the plan's global batch.
+    job: Job,
     estimate: Estimate,
 }
 
@@ -42,11 +44,12 @@ fn price(
     Ok(Priced {
         plan: *plan,
         cluster,
+        job,
         estimate,
     })
 }
 
-fn layout(s: &Strategy) -> String {
+fn layout(s: &Strategy, job: &Job) -> String {
     let mut experts = String::new();
     if s.ep > 1 || s.expert_tp() != s.tp {
         experts = format!(" × ep {}", s.ep);
@@ -58,7 +61,7 @@ fn layout(s: &Strategy) -> String {
     if s.tp_overlap_active() {
         overlaps.push("tensor-parallel collectives");
     }
-    if s.ep_overlap && s.ep > 1 {
+    if s.ep_overlap_active(job) {
         overlaps.push("expert all-to-all");
     }
     format!(
@@ -170,7 +173,7 @@ pub fn explain(
             "\n## Runner-up: {} × {}, {}",
             b.n_gpus,
             result.gpus[usize::from(b.gpu)],
-            layout(&b.strategy)
+            layout(&b.strategy, &second.job)
         );
         let cost = |p: &Plan| {
             p.cost_usd.map_or_else(
