@@ -114,7 +114,7 @@ proptest! {
 
     #[test]
     fn memory_does_not_grow_with_pp(
-        m in model(), pp_exp in 0u32..3, dp_exp in 0u32..3, mb in 1u32..=2, zero in 0u8..=2,
+        m in model(), pp_exp in 0u32..3, dp_exp in 0u32..3, mb in 1u32..=2, zero in 0u8..=1,
         rc in recompute(), seq in prop::sample::select(vec![1024u32, 2048, 4096]),
     ) {
         let pp = 1 << pp_exp;
@@ -122,7 +122,9 @@ proptest! {
         prop_assume!(m.n_layers % (2 * pp) == 0);
         // Megatron-LM's loop: DeepSpeed's and PyTorch's pipelines keep one stage output per
         // micro-batch in flight, which can outgrow the halved weights of a small model
-        // (`deeper_pipelines_can_hold_more_outside_megatron` below).
+        // (`deeper_pipelines_can_hold_more_outside_megatron` below). ZeRO 0-1 only: ZeRO-2 past
+        // pp 1 is FSDP under PyTorch's schedules, another framework, whose last stage also keeps
+        // every micro-batch's logits.
         let mut j = job(seq, dp * mb * 32, Precision::Bf16);
         j.optimizer = Optimizer::Megatron;
         let small = total_gib(&m, "a100-80gb", &j, &base(dp, 1, pp, mb, zero, rc, false));
@@ -171,7 +173,7 @@ proptest! {
 }
 
 /// The exception to the pp invariant, worked through: a 25M-parameter model at pp 4 → 8 under
-/// DeepSpeed's pipeline saves 1 layer of states (~10 bytes × 2.1M parameters at ZeRO-2, dp 4)
+/// DeepSpeed's pipeline saves 1 layer of states (11 bytes × 2.1M parameters at ZeRO-1, dp 4)
 /// but keeps 4 more stage outputs of 2·s·b·h = 16.8 MB each, so its first stage grows; under
 /// Megatron-LM's loop the same change shrinks it.
 #[test]
@@ -198,7 +200,7 @@ fn deeper_pipelines_can_hold_more_outside_megatron() {
             &m,
             "a100-80gb",
             j,
-            &base(4, 1, pp, 2, 2, Recompute::Selective, false),
+            &base(4, 1, pp, 2, 1, Recompute::Selective, false),
         )
     };
     assert!(at(&j, 8) > at(&j, 4), "{} vs {}", at(&j, 8), at(&j, 4));

@@ -516,7 +516,19 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
     if s.keeps_stage_outputs(job) {
         let _ = writeln!(
             o,
-            "  Each stage also keeps its output (2·s·b·h/tp bytes) for every chunk forward in flight until its backward, as DeepSpeed's and PyTorch's pipeline engines do; Megatron-LM frees it once sent (optimizer = \"megatron\")."
+            "  Each stage also keeps its output (2·s·b·h/tp bytes) for every chunk forward in flight until its backward, as {}.",
+            if s.fsdp_with_pipeline() {
+                "PyTorch's pipeline schedules do"
+            } else {
+                "DeepSpeed's and PyTorch's pipeline engines do; Megatron-LM frees it once sent (optimizer = \"megatron\")"
+            }
+        );
+    }
+    if s.fsdp_with_pipeline() && e.grad_accum > 1 {
+        let _ = writeln!(
+            o,
+            "  The last stage keeps the 16-bit logits (2·s·b·V/tp bytes) of all {} micro-batches until the step ends, where PyTorch's pipeline schedules merge them.",
+            e.grad_accum
         );
     }
     let _ = writeln!(

@@ -271,9 +271,18 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
     }
     let first = stage(sp.first, stored + kept_outputs + working);
     // The last stage holds one micro-batch of its layers in flight, plus the logits.
+    // PyTorch's pipeline schedules keep every micro-batch's output on the last stage until the
+    // step ends, to merge them (`distributed/pipelining/stage.py`, `output_chunks`): the 16-bit
+    // logits of the other m - 1 micro-batches stay beside the current one's.
+    let merged_outputs = if s.fsdp_with_pipeline() {
+        model.logits_bytes(seq, s.micro_batch, s.tp)
+            * (WEIGHT_BYTES / 6.0 * f64::from(m.saturating_sub(1)))
+    } else {
+        Bytes::ZERO
+    };
     let last = stage(
         sp.last,
-        per_layer * (layers * last_in_flight) + working + logits,
+        per_layer * (layers * last_in_flight) + working + logits + merged_outputs,
     );
     if last.total.get() > first.total.get() {
         last
@@ -328,6 +337,27 @@ mod tests {
             activations(Optimizer::Deepspeed, 1, 1),
             activations(Optimizer::Megatron, 1, 1)
         );
+    }
+
+    #[test]
+    fn pytorch_pipelines_keep_every_micro_batch_output_on_the_last_stage() {
+        // A 2M-token vocabulary makes the last stage the busiest. Under FSDP with PyTorch's
+        // pipeline schedules (ZeRO-2, pp > 1) four more micro-batches keep four more 16-bit
+        // logits tensors of s·b·V/tp; DeepSpeed's pipeline (ZeRO-1) frees each after backward.
+        let mut model = gpt3();
+        model.vocab = 2_000_000;
+        let cluster = a100(128);
+        let activations = |zero: u8, global_batch: u32| {
+            let mut s = strategy(8, 8, 2);
+            s.zero = zero;
+            memory(&model, &cluster, &job(global_batch), &s)
+                .activations
+                .get()
+        };
+        let logits16 = 2.0 * 2048.0 * 2_000_000.0 / 8.0;
+        let grown = activations(2, 64) - activations(2, 32);
+        assert!((grown - 4.0 * logits16).abs() < 1.0, "{grown}");
+        assert_eq!(activations(1, 64), activations(1, 32));
     }
 
     #[test]

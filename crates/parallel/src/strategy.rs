@@ -349,10 +349,11 @@ impl Strategy {
     /// Whether each pipeline stage keeps its forward outputs until their backward: DeepSpeed's
     /// `PipelineEngine` (`pipe_buffers['outputs']`) and PyTorch's pipelining (`fwd_cache`) do;
     /// Megatron-LM frees the data once sent (`deallocate_pipeline_outputs`, set by its
-    /// training loop), so `optimizer = "megatron"` stands for Megatron-LM's loop here too.
+    /// training loop), so `optimizer = "megatron"` stands for Megatron-LM's loop here too, except
+    /// under ZeRO-2, which past pp 1 is always PyTorch's pipelining.
     #[inline]
     pub fn keeps_stage_outputs(&self, job: &Job) -> bool {
-        self.pp > 1 && job.optimizer != Optimizer::Megatron
+        self.pp > 1 && (job.optimizer != Optimizer::Megatron || self.fsdp_with_pipeline())
     }
 
     /// ZeRO-2 under a pipeline is FSDP with parameters kept gathered between forward and
