@@ -88,6 +88,9 @@ pub struct Summary {
     ran_rows_predicted_to_fit: usize,
     by_source: BTreeMap<String, (usize, f64, f64)>,
     by_gpu: BTreeMap<String, (usize, f64, f64)>,
+    /// Memory errors by source and by gpu, where memory was measured.
+    mem_by_source: BTreeMap<String, (usize, f64, f64)>,
+    mem_by_gpu: BTreeMap<String, (usize, f64, f64)>,
 }
 
 impl Summary {
@@ -162,10 +165,10 @@ pub fn summarise(rows: &[Row]) -> Summary {
     let mem: Vec<f64> = rows.iter().filter_map(|r| r.mem_rel_error).collect();
     let t = ErrorSummary::of(&tokens);
     let m = ErrorSummary::of(&mem);
-    let group = |key: fn(&Row) -> &str| {
+    let group = |key: fn(&Row) -> &str, error: fn(&Row) -> Option<f64>| {
         let mut map: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         for r in rows {
-            if let Some(e) = r.tokens_rel_error {
+            if let Some(e) = error(r) {
                 map.entry(key(r).to_string()).or_default().push(e);
             }
         }
@@ -204,8 +207,10 @@ pub fn summarise(rows: &[Row]) -> Summary {
             .iter()
             .filter(|r| r.predicted_fits == Some(true))
             .count(),
-        by_source: group(|r| &r.source_id),
-        by_gpu: group(|r| &r.gpu),
+        by_source: group(|r| &r.source_id, |r| r.tokens_rel_error),
+        by_gpu: group(|r| &r.gpu, |r| r.tokens_rel_error),
+        mem_by_source: group(|r| &r.source_id, |r| r.mem_rel_error),
+        mem_by_gpu: group(|r| &r.gpu, |r| r.mem_rel_error),
     }
 }
 
@@ -256,14 +261,30 @@ fn summary_text(s: &Summary) -> String {
         s.ran_rows,
         100.0 * s.ran_fit_fraction()
     );
-    for (label, map) in [("source", &s.by_source), ("gpu", &s.by_gpu)] {
-        for (k, (n, median, worst)) in map {
-            let _ = writeln!(
-                out,
-                "  {label} {k}: {n} runs, median {:.1}%, worst {:.1}%",
-                100.0 * median,
-                100.0 * worst
+    for (label, map, mem) in [
+        ("source", &s.by_source, &s.mem_by_source),
+        ("gpu", &s.by_gpu, &s.mem_by_gpu),
+    ] {
+        let keys: std::collections::BTreeSet<&String> = map.keys().chain(mem.keys()).collect();
+        for k in keys {
+            let tokens = map.get(k).map_or_else(
+                || "no throughput measured".to_string(),
+                |(n, median, worst)| {
+                    format!(
+                        "{n} runs, median {:.1}%, worst {:.1}%",
+                        100.0 * median,
+                        100.0 * worst
+                    )
+                },
             );
+            let memory = mem.get(k).map_or_else(String::new, |(n, median, worst)| {
+                format!(
+                    "; memory on {n} runs, median {:.1}%, worst {:.1}%",
+                    100.0 * median,
+                    100.0 * worst
+                )
+            });
+            let _ = writeln!(out, "  {label} {k}: {tokens}{memory}");
         }
     }
     out
@@ -575,4 +596,47 @@ fn cross_validate(obs: &[Observation], path: &str) -> anyhow::Result<()> {
         100.0 * s.worst
     );
     emit(None, out.as_bytes()).context("failed to print the cross-validation")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(source: &str, tokens: Option<f64>, mem: Option<f64>) -> Row {
+        Row {
+            source_id: source.into(),
+            gpu: "a100-80gb".into(),
+            tokens_rel_error: tokens,
+            mem_rel_error: mem,
+            ..Row::default()
+        }
+    }
+
+    #[test]
+    fn summary_reports_memory_per_source_even_without_throughput() {
+        let rows = [
+            row("X", Some(0.1), Some(-0.2)),
+            row("X", Some(-0.3), None),
+            row("Y", None, Some(0.05)),
+        ];
+        let text = summary_text(&summarise(&rows));
+        assert!(
+            text.contains(
+                "  source X: 2 runs, median 20.0%, worst 30.0%; memory on 1 runs, median 20.0%, worst 20.0%\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  source Y: no throughput measured; memory on 1 runs, median 5.0%, worst 5.0%\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  gpu a100-80gb: 2 runs, median 20.0%, worst 30.0%; memory on 2 runs, median 12.5%, worst 20.0%\n"
+            ),
+            "{text}"
+        );
+    }
 }
