@@ -275,8 +275,9 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
     // step ends, to merge them (`distributed/pipelining/stage.py`, `output_chunks`): the 16-bit
     // logits of the other m - 1 micro-batches stay beside the current one's.
     let merged_outputs = if s.fsdp_with_pipeline() {
-        model.logits_bytes(seq, s.micro_batch, s.tp)
-            * (WEIGHT_BYTES / 6.0 * f64::from(m.saturating_sub(1)))
+        let logits_per_micro_batch =
+            f64::from(seq) * f64::from(s.micro_batch) * f64::from(model.vocab) / f64::from(s.tp);
+        Bytes(WEIGHT_BYTES * logits_per_micro_batch * f64::from(m.saturating_sub(1)))
     } else {
         Bytes::ZERO
     };
