@@ -209,20 +209,37 @@ fn validate_reports_unmodellable_rows_as_skipped() {
     );
 }
 
-#[test]
-fn calibration_residuals_are_up_to_date() {
+/// Fails when `stored` (under the repository root) is not what `validate runs --format csv` prints.
+fn assert_residuals_fresh(runs: &str, stored: &str) {
     // Run from the repository root so the file label inside the output is the same relative path.
     let out = Command::new(env!("CARGO_BIN_EXE_trainplan"))
         .current_dir(root())
-        .args(["validate", "tests/data/runs-public.csv", "--format", "csv"])
+        .args(["validate", runs, "--format", "csv"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let stored =
-        std::fs::read_to_string(root().join("hardware-db/calibration/residuals.csv")).unwrap();
+    let kept = std::fs::read_to_string(root().join(stored)).unwrap();
     assert!(
-        text(&out.stdout) == stored,
-        "hardware-db/calibration/residuals.csv is stale: regenerate it with\n  trainplan validate tests/data/runs-public.csv --format csv -o hardware-db/calibration/residuals.csv"
+        text(&out.stdout) == kept,
+        "{stored} is stale: regenerate it with\n  trainplan validate {runs} --format csv -o {stored}"
+    );
+}
+
+#[test]
+fn calibration_residuals_are_up_to_date() {
+    assert_residuals_fresh(
+        "tests/data/runs-public.csv",
+        "hardware-db/calibration/residuals.csv",
+    );
+}
+
+#[test]
+fn external_check_residuals_are_up_to_date() {
+    // Published runs outside the fit (tests/data/runs-external.csv): the calibration README quotes
+    // these errors, so they must move with the model.
+    assert_residuals_fresh(
+        "tests/data/runs-external.csv",
+        "hardware-db/calibration/external.csv",
     );
 }
 
