@@ -13,7 +13,8 @@ use trainplan_io::scenario::Scenario;
 use trainplan_io::Database;
 use trainplan_model::{FfnActivation, Model, Moe, Positions};
 use trainplan_parallel::{
-    estimate, evaluate, Estimate, Job, Optimizer, Precision, Recompute, Strategy as Layout,
+    estimate, evaluate, EpDispatcher, Estimate, Job, Optimizer, Precision, Recompute,
+    Strategy as Layout,
 };
 use trainplan_search::{Constraints, MicroBatches, SearchBuilder, SpaceSpec, Target};
 
@@ -145,6 +146,7 @@ fn arb_layout() -> impl Strategy<Value = (Layout, u32)> {
         ),
         prop_oneof![6 => Just(None), 1 => count(1_000_000).prop_map(Some)],
         any::<bool>(),
+        prop::sample::select(EpDispatcher::ALL.to_vec()),
     )
         .prop_map(
             |(
@@ -152,6 +154,7 @@ fn arb_layout() -> impl Strategy<Value = (Layout, u32)> {
                 (micro_batch, zero, recompute, sp, flash, etp),
                 n,
                 ep_overlap,
+                ep_dispatcher,
             )| {
                 let s = Layout {
                     dp,
@@ -168,6 +171,7 @@ fn arb_layout() -> impl Strategy<Value = (Layout, u32)> {
                     flash_attention: flash,
                     tp_overlap: false,
                     ep_overlap,
+                    ep_dispatcher,
                 };
                 let product = u64::from(dp) * u64::from(tp) * u64::from(pp) * u64::from(cp);
                 let n_gpus = n.unwrap_or(product.clamp(1, 1_000_000) as u32);

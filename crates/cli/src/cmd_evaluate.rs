@@ -89,6 +89,8 @@ struct Report {
     etp: u32,
     /// The expert all-to-all overlaps another micro-batch's computation (in effect).
     ep_comm_overlap: bool,
+    /// How the expert all-to-all moves tokens (`alltoall` or `deepep`).
+    ep_dispatcher: &'static str,
     /// How the model states are held below ZeRO-3 (`[job] optimizer`).
     optimizer: &'static str,
 }
@@ -151,6 +153,7 @@ fn report(sc: &Scenario, cluster: &Cluster, s: &Strategy, e: &Estimate) -> Repor
         cost_usd: sc.price_usd_per_gpu_hour.map(|p| p * gpu_hours),
         etp: s.expert_tp(),
         ep_comm_overlap: s.ep_overlap_active(&sc.job),
+        ep_dispatcher: s.ep_dispatcher.as_str(),
         optimizer: sc.job.optimizer.as_str(),
     }
 }
@@ -626,10 +629,15 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
     let _ = writeln!(o, "{bubble_line}");
     let _ = writeln!(
         o,
-        "- pipeline sends {:.3} s, context-parallel exchange {:.3} s, expert all-to-all {:.3} s{}, optimizer step {:.3} s.\n",
+        "- pipeline sends {:.3} s, context-parallel exchange {:.3} s, expert all-to-all {:.3} s{}{}, optimizer step {:.3} s.\n",
         t.pp_comm.get(),
         t.cp_comm.get(),
         t.ep_comm.get(),
+        if s.ep > 1 && s.ep_dispatcher == trainplan_parallel::EpDispatcher::DeepEp {
+            " (DeepEP-style dispatch: each token crosses the network once per destination node and is forwarded to its experts over NVLink, DeepSeek-V3 report section 3.2.2)"
+        } else {
+            ""
+        },
         if s.ep_overlap_active(job) {
             " exposed (each micro-batch's dispatch and combine run behind another micro-batch's compute, DeepSeek-V3 report section 3.2.1; what still shows is the share that outlasts it plus the overlap penalty)"
         } else {
@@ -660,7 +668,7 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
             ),
             Bottleneck::ContextComm => "Ring attention traffic is not hidden: lower cp or use longer sequences per rank.".into(),
             Bottleneck::ExpertComm => format!(
-                "Token dispatch between experts is exposed: keep the expert-parallel group inside one node (lower ep{}) or route fewer experts per token{}.",
+                "Token dispatch between experts is exposed: keep the expert-parallel group inside one node (lower ep{}) or route fewer experts per token{}{}.",
                 if s.tp > 1 && s.expert_tp() == s.tp {
                     ", or keep experts whole with etp = 1 so that ep draws on the tensor-parallel ranks next to each other"
                 } else {
@@ -670,6 +678,11 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
                     ""
                 } else {
                     "; or overlap the all-to-all with another micro-batch's computation (ep_comm_overlap, DualPipe-style) where the framework supports it"
+                },
+                if s.ep_dispatcher == trainplan_parallel::EpDispatcher::AllToAll && c.tier(trainplan_hardware::Group { size: s.ep, stride: s.expert_tp() }) == trainplan_hardware::LinkTier::ScaleOut {
+                    "; or send each token once per node rather than once per expert (ep_dispatcher = \"deepep\") where the framework has DeepEP"
+                } else {
+                    ""
                 }
             ),
             Bottleneck::PipelineComm => "Pipeline sends are exposed: fewer stages or fewer virtual stages.".into(),

@@ -56,6 +56,9 @@ fn layout(s: &Strategy, job: &Job) -> String {
         if s.expert_tp() != s.tp {
             let _ = write!(experts, " (experts split {} ways, not tp)", s.expert_tp());
         }
+        if s.ep > 1 && s.ep_dispatcher != trainplan_parallel::EpDispatcher::AllToAll {
+            let _ = write!(experts, " with {} dispatch", s.ep_dispatcher.as_str());
+        }
     }
     let mut overlaps = Vec::new();
     if s.tp_overlap_active() {

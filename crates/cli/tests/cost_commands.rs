@@ -555,6 +555,36 @@ fn overlapping_the_expert_all_to_all_is_a_strategy_field() {
 }
 
 #[test]
+fn the_expert_dispatcher_is_a_strategy_field() {
+    // NVIDIA's Qwen3-235B layout with DeepEP (as the model zoo ran it) and with a plain
+    // all-to-all: ep 32 spans four nodes, so sending each token once per node is faster.
+    let dir = tempfile::tempdir().unwrap();
+    let deepep = path("scenarios/qwen3-235b-folding-h100.toml");
+    let src = std::fs::read_to_string(&deepep).unwrap();
+    assert!(src.contains("ep_dispatcher = \"deepep\""), "{src}");
+    let plain = dir.path().join("alltoall.toml");
+    std::fs::write(
+        &plain,
+        src.replace("ep_dispatcher = \"deepep\"", "ep_dispatcher = \"alltoall\""),
+    )
+    .unwrap();
+    let plain = plain.to_str().unwrap();
+    let (a, b) = (evaluate_json(plain), evaluate_json(&deepep));
+    assert_eq!(a["ep_dispatcher"], "alltoall");
+    assert_eq!(b["ep_dispatcher"], "deepep");
+    let f = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap();
+    assert!(f(&b, "tokens_per_s") > 1.2 * f(&a, "tokens_per_s"));
+    assert_eq!(f(&a, "compute_s"), f(&b, "compute_s"));
+    let out = trainplan(&["explain", &deepep]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("once per destination node"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
 fn explaining_an_moe_sweep_names_the_expert_layout_of_the_runner_up() {
     // The bundled Mixtral scenario without its [strategy], swept with the all-to-all overlapped.
     let dir = tempfile::tempdir().unwrap();

@@ -143,6 +143,51 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Time of one expert dispatch (or combine) that sends each token across the network once per
+    /// destination scale-up domain, not once per expert, and forwards it to the experts there over
+    /// the scale-up links (DeepSeek-AI 2024, "DeepSeek-V3 Technical Report", section 3.2.2;
+    /// DeepEP). `token_bytes` is one copy of the tokens a rank dispatches; each token goes to
+    /// `top_k` of `experts` experts spread evenly over `group`. Inside one domain it is the
+    /// plain all-to-all of the `top_k` copies.
+    pub fn deduplicated_dispatch_time(
+        &self,
+        token_bytes: Bytes,
+        top_k: u32,
+        experts: u32,
+        group: Group,
+    ) -> Seconds {
+        if group.size <= 1 || token_bytes.get() <= 0.0 || top_k == 0 {
+            return Seconds::ZERO;
+        }
+        let copies = token_bytes * f64::from(top_k);
+        if self.tier(group) != LinkTier::ScaleOut {
+            return self.collective_time(Collective::AllToAll, copies, group);
+        }
+        let n = f64::from(group.size);
+        let per_domain = f64::from(self.members_per_domain(group));
+        let domains = (n / per_domain).max(1.0);
+        // A domain receives a token unless all top_k experts are drawn from the others
+        // (hypergeometric, experts spread evenly).
+        let e = f64::from(experts.max(top_k));
+        let elsewhere = e - e / domains;
+        let mut missed = 1.0;
+        for i in 0..top_k {
+            missed *= ((elsewhere - f64::from(i)) / (e - f64::from(i))).max(0.0);
+        }
+        let remote_domains = (domains - 1.0) * (1.0 - missed);
+        let remote = (token_bytes * remote_domains) / self.scaleout_busbw_per_gpu;
+        // Every copy for another rank crosses the scale-up links once: straight to a node mate,
+        // or forwarded by the rank that received it.
+        let forwarded = (copies * ((n - 1.0) / n)) / self.scaleup_busbw;
+        let eff = &self.accelerator.efficiency;
+        eff.collective_latency
+            + eff.scaleout_hop_latency * (domains - 1.0)
+            + eff.scaleup_hop_latency * (per_domain - 1.0)
+            + remote.max(forwarded)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +249,45 @@ mod tests {
         assert!((a2a - 0.5 / 22.5).abs() < 1e-3, "{a2a}");
         let ag = c.collective_time(Collective::AllGather, bytes, g).get();
         assert!(a2a > 3.0 * ag, "{a2a} vs {ag}");
+    }
+
+    #[test]
+    fn deduplicated_dispatch_sends_each_token_once_per_remote_node() {
+        let c = a100_cluster(64);
+        let tokens = Bytes::from_gb(1.0);
+        // 32 ranks on 4 nodes, 128 experts, top 8: a node misses a token with probability
+        // C(96, 8)/C(128, 8), so each token reaches 3·(1 - that) ≈ 2.72 remote nodes, against 6
+        // of its 8 expert copies that a plain all-to-all sends off the node.
+        let g = Group {
+            size: 32,
+            stride: 1,
+        };
+        let missed: f64 = (0..8)
+            .map(|i: u32| (96.0 - f64::from(i)) / (128.0 - f64::from(i)))
+            .product();
+        let remote_nodes = 3.0 * (1.0 - missed);
+        assert!((remote_nodes - 2.72).abs() < 0.005, "{remote_nodes}");
+        let eff = &c.accelerator.efficiency;
+        let latency =
+            eff.collective_latency + eff.scaleout_hop_latency * 3.0 + eff.scaleup_hop_latency * 7.0;
+        let dedup = c.deduplicated_dispatch_time(tokens, 8, 128, g);
+        let expected = latency.get() + remote_nodes / 22.5;
+        assert!(
+            (dedup.get() - expected).abs() < 1e-9,
+            "{dedup} vs {expected}"
+        );
+        let plain = c.collective_time(Collective::AllToAll, tokens * 8.0, g);
+        assert!(dedup.get() < 0.5 * plain.get(), "{dedup} vs {plain}");
+        // Inside one node there is nothing to deduplicate.
+        let node = Group { size: 8, stride: 1 };
+        assert_eq!(
+            c.deduplicated_dispatch_time(tokens, 8, 128, node),
+            c.collective_time(Collective::AllToAll, tokens * 8.0, node)
+        );
+        // One expert per token: one copy either way.
+        let one = c.deduplicated_dispatch_time(tokens, 1, 128, g).get();
+        let plain_one = c.collective_time(Collective::AllToAll, tokens, g).get();
+        assert!(one <= plain_one + 1e-12, "{one} vs {plain_one}");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::{IoError, Location};
 use std::collections::BTreeSet;
 use std::path::Path;
 use trainplan_model::Recompute;
-use trainplan_parallel::{Bottleneck, Strategy};
+use trainplan_parallel::{Bottleneck, EpDispatcher, Strategy};
 use trainplan_search::{compare, pareto_front, Objective, Plan, TopK};
 
 /// The columns of DESIGN.md, in order.
@@ -47,7 +47,7 @@ pub const COLUMNS: [&str; 28] = [
 
 /// Columns after the contract's: strategy flags, diagnostics, and how the file was ranked (so
 /// that `merge` ranks the same way).
-pub const EXTRA_COLUMNS: [&str; 10] = [
+pub const EXTRA_COLUMNS: [&str; 11] = [
     "sequence_parallel",
     "flash_attention",
     "hfu",
@@ -58,6 +58,7 @@ pub const EXTRA_COLUMNS: [&str; 10] = [
     "model",
     "etp",
     "ep_comm_overlap",
+    "ep_dispatcher",
 ];
 
 /// Every column, in file order.
@@ -133,6 +134,7 @@ pub fn row(
         model.to_string(),
         s.expert_tp().to_string(),
         s.ep_overlap.to_string(),
+        s.ep_dispatcher.as_str().to_string(),
     ]
 }
 
@@ -222,10 +224,16 @@ fn parse_rows(label: &str, bytes: &[u8]) -> Result<Vec<Row>, IoError> {
     let mut out = Vec::new();
     for rec in r.records() {
         let rec = rec.map_err(|e| IoError::Parse {
-            location: at_line(label, e.position().map(csv::Position::line)),
+            location: at_line(
+                label,
+                e.position()
+                    .map(|p| crate::runs::record_start(bytes, p).1 as u64),
+            ),
             message: e.to_string(),
         })?;
-        let line = rec.position().map(csv::Position::line);
+        let line = rec
+            .position()
+            .map(|p| crate::runs::record_start(bytes, p).1 as u64);
         let cell = |i: usize| rec.get(i).unwrap_or("");
         let field = |i: usize, message: String| IoError::Field {
             location: at_line(label, line),
@@ -307,6 +315,12 @@ fn parse_rows(label: &str, bytes: &[u8]) -> Result<Vec<Row>, IoError> {
                 flash_attention: boolean(29)?,
                 tp_overlap,
                 ep_overlap: boolean(37)?,
+                ep_dispatcher: EpDispatcher::from_name(cell(38)).ok_or_else(|| {
+                    field(
+                        38,
+                        format!("expected alltoall or deepep, found `{}`", cell(38)),
+                    )
+                })?,
             },
             grad_accum: int(11)?,
             mem_gib: float(15)?,
@@ -516,6 +530,7 @@ mod tests {
         });
         let mut spec = SpaceSpec::new(vec![a100_80gb(Some(2.0))], vec![64], vec![256]);
         spec.ep_comm_overlap = true;
+        spec.ep_dispatcher = EpDispatcher::DeepEp;
         let r = SearchBuilder::new(model, job(256, 260e9), spec)
             .top_k(4000)
             .build()
@@ -540,7 +555,25 @@ mod tests {
             .plans
             .iter()
             .all(|x| x.strategy.ep_overlap == (x.strategy.ep > 1)));
-        assert_eq!(parse("t.csv", &to_csv(&p)).unwrap(), p);
+        // `[sweep] ep_dispatcher` applies to the same layouts; the column reads back.
+        assert!(p
+            .plans
+            .iter()
+            .all(|x| (x.strategy.ep_dispatcher == EpDispatcher::DeepEp) == (x.strategy.ep > 1)));
+        let csv = to_csv(&p);
+        assert_eq!(parse("t.csv", &csv).unwrap(), p);
+        // A spreadsheet saved with CRLF line ends reads the same, and errors name the right line.
+        let crlf = String::from_utf8(csv).unwrap().replace('\n', "\r\n");
+        assert_eq!(parse("t.csv", crlf.as_bytes()).unwrap(), p);
+        let broken = crlf.replacen(",deepep\r\n", ",nccl\r\n", 1);
+        let line = 1 + broken[..broken.find(",nccl").unwrap()]
+            .matches('\n')
+            .count();
+        let e = parse("t.csv", broken.as_bytes()).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("t.csv:{line}")) && e.contains("ep_dispatcher"),
+            "{e}"
+        );
     }
 
     #[test]

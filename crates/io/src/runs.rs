@@ -3,7 +3,7 @@
 
 use crate::{IoError, Location};
 use std::collections::HashMap;
-use trainplan_parallel::Optimizer;
+use trainplan_parallel::{EpDispatcher, Optimizer};
 
 /// Columns a runs CSV must have.
 pub const REQUIRED_COLUMNS: [&str; 28] = [
@@ -118,6 +118,9 @@ pub struct RunRow {
     /// trainplan's optional column: `deepspeed` or `megatron`, how the model states are held
     /// (see `[job] optimizer`); empty means Megatron's layout for fp8, DeepSpeed's otherwise.
     pub optimizer: Option<String>,
+    /// trainplan's optional column: `alltoall` or `deepep`, how the expert all-to-all moves
+    /// tokens (see `[strategy] ep_dispatcher`); empty lets `validate` try both.
+    pub ep_dispatcher: Option<String>,
 }
 
 /// Reads a runs CSV.
@@ -136,7 +139,7 @@ pub fn parse_runs(path: &str, bytes: &[u8]) -> Result<Vec<RunRow>, IoError> {
         .from_reader(bytes);
     let headers = reader
         .headers()
-        .map_err(|e| csv_error(path, &e))?
+        .map_err(|e| csv_error(path, bytes, &e))?
         .iter()
         .map(str::to_string)
         .collect::<Vec<_>>();
@@ -192,8 +195,8 @@ pub fn parse_runs(path: &str, bytes: &[u8]) -> Result<Vec<RunRow>, IoError> {
     }
     let mut rows = Vec::new();
     for record in reader.records() {
-        let record = record.map_err(|e| csv_error(path, &e))?;
-        let line = record.position().map_or(0, |p| p.line() as usize);
+        let record = record.map_err(|e| csv_error(path, bytes, &e))?;
+        let line = record.position().map_or(0, |p| record_start(bytes, p).1);
         let cell = |col: &str| -> &str {
             index
                 .get(col)
@@ -349,6 +352,10 @@ pub fn parse_runs(path: &str, bytes: &[u8]) -> Result<Vec<RunRow>, IoError> {
             tp_comm_overlap,
             ep_comm_overlap: boolean("ep_comm_overlap")?,
             optimizer: choice("optimizer", &Optimizer::ALL.map(Optimizer::as_str))?,
+            ep_dispatcher: choice(
+                "ep_dispatcher",
+                &EpDispatcher::ALL.map(EpDispatcher::as_str),
+            )?,
         });
     }
     if rows.is_empty() {
@@ -367,8 +374,22 @@ pub fn parse_runs(path: &str, bytes: &[u8]) -> Result<Vec<RunRow>, IoError> {
 /// The 1-based character column where cell `idx` of the record at `pos` starts in `bytes`, found
 /// by walking the raw line with the same quoting rules as the reader (a comma inside quotes does
 /// not separate cells).
+/// Byte offset and 1-based line where the record at `pos` starts. The csv crate leaves the `\n`
+/// of a CRLF terminator to the next record, so its position can point at that byte and its line
+/// count lag one behind; both are taken from the bytes instead.
+pub(crate) fn record_start(bytes: &[u8], pos: &csv::Position) -> (usize, usize) {
+    let mut start = usize::try_from(pos.byte())
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
+    while matches!(bytes.get(start), Some(b'\r' | b'\n')) {
+        start += 1;
+    }
+    let line = bytes[..start].split(|&b| b == b'\n').count();
+    (start, line)
+}
+
 fn cell_column(bytes: &[u8], pos: Option<&csv::Position>, idx: usize) -> Option<usize> {
-    let start = usize::try_from(pos?.byte()).ok()?;
+    let (start, _) = record_start(bytes, pos?);
     let raw = std::str::from_utf8(bytes.get(start..)?).ok()?;
     let mut cell = 0;
     let mut quoted = false;
@@ -386,8 +407,8 @@ fn cell_column(bytes: &[u8], pos: Option<&csv::Position>, idx: usize) -> Option<
     None
 }
 
-fn csv_error(path: &str, e: &csv::Error) -> IoError {
-    let line = e.position().map(|p| p.line() as usize);
+fn csv_error(path: &str, bytes: &[u8], e: &csv::Error) -> IoError {
+    let line = e.position().map(|p| record_start(bytes, p).1);
     IoError::Parse {
         location: Location {
             path: path.to_string(),
@@ -503,6 +524,26 @@ mod tests {
             e.contains("tp_comm_overlap") && e.contains("sequence_parallel = false"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn crlf_files_report_the_line_and_column_of_a_bad_cell() {
+        let good = "X-r1,X,GPT,24,2048,16,,,gelu,51200,2048,,,h100-sxm,8,8,2,1,4,1,,,true,,64,,1,bf16,1000,,,,false,high,";
+        let bad = good.replace(",bf16,", ",int4,");
+        let text = format!("{HEADER}\r\n{good}\r\n{bad}\r\n");
+        let e = parse_runs("runs.csv", text.as_bytes())
+            .unwrap_err()
+            .to_string();
+        let column = 1 + bad.find("int4").unwrap();
+        assert!(
+            e.contains(&format!("runs.csv:3:{column}")) && e.contains("precision"),
+            "{e}"
+        );
+        // The same with LF line ends.
+        let e = parse_runs("runs.csv", text.replace("\r\n", "\n").as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(&format!("runs.csv:3:{column}")), "{e}");
     }
 
     #[test]
@@ -645,6 +686,10 @@ impl RunRow {
             zero: self.zero,
             tp_overlap: self.tp_comm_overlap,
             ep_overlap: self.ep_comm_overlap,
+            ep_dispatcher: self
+                .ep_dispatcher
+                .as_deref()
+                .and_then(EpDispatcher::from_name),
         };
         Ok(trainplan_search::validate::RunSpec {
             name: self.name.clone(),

@@ -27,7 +27,7 @@ use crate::{tomlfile, Database, IoError, Location};
 use serde::Deserialize;
 use trainplan_hardware::{Accelerator, Cluster, Node};
 use trainplan_model::{FfnActivation, Model, Moe, Positions, Recompute};
-use trainplan_parallel::{Job, Optimizer, Precision, Strategy};
+use trainplan_parallel::{EpDispatcher, Job, Optimizer, Precision, Strategy};
 
 /// What every scenario holds, for messages about a missing or empty file.
 const SECTIONS: &str = "a scenario needs the sections [model], [cluster] and [job] \
@@ -182,6 +182,25 @@ pub enum OptimizerName {
     Megatron,
 }
 
+/// Expert dispatcher names.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EpDispatcherName {
+    /// A plain all-to-all, one copy per routed expert.
+    Alltoall,
+    /// One copy per destination node, forwarded inside it (DeepEP).
+    Deepep,
+}
+
+impl From<EpDispatcherName> for EpDispatcher {
+    fn from(d: EpDispatcherName) -> Self {
+        match d {
+            EpDispatcherName::Alltoall => EpDispatcher::AllToAll,
+            EpDispatcherName::Deepep => EpDispatcher::DeepEp,
+        }
+    }
+}
+
 /// Recomputation names.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -264,6 +283,8 @@ pub struct StrategySection {
     pub tp_comm_overlap: Option<bool>,
     /// Overlap the expert all-to-all with another micro-batch's computation (default false).
     pub ep_comm_overlap: Option<bool>,
+    /// How the expert all-to-all moves tokens: `alltoall` (default) or `deepep`.
+    pub ep_dispatcher: Option<EpDispatcherName>,
 }
 
 /// The cluster a scenario names, before a GPU count is fixed (a sweep varies it).
@@ -727,6 +748,9 @@ fn build_strategy(
         flash_attention: s.flash_attention.unwrap_or(true),
         tp_overlap: s.tp_comm_overlap.unwrap_or(false),
         ep_overlap: s.ep_comm_overlap.unwrap_or(false),
+        ep_dispatcher: s
+            .ep_dispatcher
+            .map_or(EpDispatcher::AllToAll, EpDispatcher::from),
     })
 }
 

@@ -69,6 +69,8 @@ pub struct SweepSection {
     pub tp_comm_overlap: Option<bool>,
     /// Overlap the expert all-to-all with another micro-batch's computation (default false).
     pub ep_comm_overlap: Option<bool>,
+    /// The framework's expert dispatcher: `alltoall` (default) or `deepep`.
+    pub ep_dispatcher: Option<crate::scenario::EpDispatcherName>,
     /// Also try keeping experts whole (etp 1) when tp > 1 (default true).
     pub whole_experts: Option<bool>,
     /// USD per GPU-hour by accelerator id.
@@ -308,6 +310,9 @@ fn build(scenario: &Scenario, db: &Database, s: &SweepSection) -> Result<SpaceSp
     if let Some(o) = s.ep_comm_overlap {
         spec.ep_comm_overlap = o;
     }
+    if let Some(d) = s.ep_dispatcher {
+        spec.ep_dispatcher = d.into();
+    }
     if let Some(w) = s.whole_experts {
         spec.whole_experts = w;
     }
@@ -392,10 +397,11 @@ mod tests {
     #[test]
     fn lists_and_ranges_are_read() {
         let spec = check(
-            "\n[sweep]\nn_gpus_range = { min = 64, max = 256, step = 64 }\nglobal_batch = [256, 512]\nmicro_batch = [1, 2]\nzero = [1]\nrecompute = [\"full\"]\nvpp = [1]\nmax_tp = 4\nep_comm_overlap = true\nwhole_experts = false\nprices = { \"a100-80gb\" = 1.5 }\n",
+            "\n[sweep]\nn_gpus_range = { min = 64, max = 256, step = 64 }\nglobal_batch = [256, 512]\nmicro_batch = [1, 2]\nzero = [1]\nrecompute = [\"full\"]\nvpp = [1]\nmax_tp = 4\nep_comm_overlap = true\nep_dispatcher = \"deepep\"\nwhole_experts = false\nprices = { \"a100-80gb\" = 1.5 }\n",
         )
         .unwrap();
         assert!(spec.ep_comm_overlap && !spec.tp_comm_overlap && !spec.whole_experts);
+        assert_eq!(spec.ep_dispatcher, trainplan_parallel::EpDispatcher::DeepEp);
         assert_eq!(spec.n_gpus, vec![64, 128, 192, 256]);
         assert_eq!(spec.global_batch, vec![256, 512]);
         assert_eq!(spec.micro_batch, MicroBatches::List(vec![1, 2]));

@@ -29,7 +29,7 @@ pub use envelope::{
 };
 pub use errors::Infeasible;
 pub use memory::MemoryBreakdown;
-pub use strategy::{Job, Optimizer, Precision, Strategy};
+pub use strategy::{EpDispatcher, Job, Optimizer, Precision, Strategy};
 pub use time::{Bottleneck, TimeBreakdown};
 pub use trainplan_model::Recompute;
 

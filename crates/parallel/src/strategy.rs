@@ -87,6 +87,37 @@ impl Optimizer {
     }
 }
 
+/// How expert-parallel ranks exchange tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum EpDispatcher {
+    /// A plain all-to-all: each token travels once per expert it is routed to (NCCL all-to-all,
+    /// Megatron-Core's `alltoall` dispatcher).
+    #[default]
+    AllToAll,
+    /// Each token crosses the network once per destination node and is forwarded to its experts
+    /// there over the scale-up links (DeepSeek-AI 2024, "DeepSeek-V3 Technical Report", section
+    /// 3.2.2; the DeepEP library, Megatron-Core's `flex` dispatcher with `--moe-enable-deepep`).
+    DeepEp,
+}
+
+impl EpDispatcher {
+    /// Every dispatcher, in a fixed order.
+    pub const ALL: [EpDispatcher; 2] = [EpDispatcher::AllToAll, EpDispatcher::DeepEp];
+
+    /// The name used in files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EpDispatcher::AllToAll => "alltoall",
+            EpDispatcher::DeepEp => "deepep",
+        }
+    }
+
+    /// The dispatcher named `name` in a file, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.as_str() == name)
+    }
+}
+
 /// What is trained: sequence length, batch, tokens and precision.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Job {
@@ -143,6 +174,8 @@ pub struct Strategy {
     /// (DeepSeek-V3's DualPipe, DeepSeek-AI 2024, arXiv:2412.19437, section 3.2.1; Megatron-Core's
     /// `--overlap-moe-expert-parallel-comm`); only matters for MoE with ep > 1.
     pub ep_overlap: bool,
+    /// How the expert all-to-all moves tokens; only matters for MoE with ep > 1 across nodes.
+    pub ep_dispatcher: EpDispatcher,
 }
 
 impl Default for Strategy {
@@ -164,6 +197,7 @@ impl Default for Strategy {
             flash_attention: true,
             tp_overlap: false,
             ep_overlap: false,
+            ep_dispatcher: EpDispatcher::AllToAll,
         }
     }
 }

@@ -300,14 +300,19 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
     // (Lepikhin et al. 2020, "GShard", section 2.2), rerun under full recomputation.
     let ep_t = match model.moe {
         Some(moe) if s.ep > 1 => {
-            let routed = Bytes(moe_tokens * f64::from(moe.top_k) * h * ACT_BYTES);
             // Expert ranks are placed etp innermost, then ep (Liu et al. 2025, "MoE Parallel Folding").
             let ep_group = Group {
                 size: s.ep,
                 stride: s.expert_tp(),
             };
-            let a2a = cluster.collective_time(Collective::AllToAll, routed, ep_group)
-                * ((4.0 + 2.0 * mm_recompute) * layers);
+            let one = dispatch_time(
+                cluster,
+                s.ep_dispatcher,
+                moe,
+                moe_tokens * h * ACT_BYTES,
+                ep_group,
+            );
+            let a2a = one * ((4.0 + 2.0 * mm_recompute) * layers);
             // Overlapped, a micro-batch's dispatches and combines run while another micro-batch
             // computes, forward beside backward (DeepSeek-AI 2024, "DeepSeek-V3 Technical
             // Report", section 3.2.1): hidden up to one micro-batch's compute, at the penalty of
@@ -342,6 +347,30 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
         cp: cp_t,
         ep: ep_t,
         pp: pp_t,
+    }
+}
+
+/// One dispatch (or combine) of a rank's tokens, `token_bytes` per copy, to its experts over
+/// `group`: one copy per routed expert through a plain all-to-all (GShard, Lepikhin et al. 2020,
+/// section 2.2), or one per destination node through a deduplicating dispatcher. Kept out of
+/// line: dense layouts never call it.
+#[inline(never)]
+fn dispatch_time(
+    cluster: &Cluster,
+    dispatcher: crate::EpDispatcher,
+    moe: trainplan_model::Moe,
+    token_bytes: f64,
+    group: Group,
+) -> Seconds {
+    match dispatcher {
+        crate::EpDispatcher::AllToAll => cluster.collective_time(
+            Collective::AllToAll,
+            Bytes(token_bytes * f64::from(moe.top_k)),
+            group,
+        ),
+        crate::EpDispatcher::DeepEp => {
+            cluster.deduplicated_dispatch_time(Bytes(token_bytes), moe.top_k, moe.experts, group)
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 use crate::SearchError;
 use trainplan_hardware::{Accelerator, Node};
 use trainplan_model::{Model, Recompute};
+use trainplan_parallel::EpDispatcher;
 
 /// Largest number of layouts one search enumerates (a guard against a typo such as a step of 1
 /// over a million GPUs).
@@ -74,6 +75,9 @@ pub struct SpaceSpec {
     /// with ep > 1 (DualPipe, Megatron-Core's `--overlap-moe-expert-parallel-comm`; off unless
     /// the scenario says so).
     pub ep_comm_overlap: bool,
+    /// How MoE layouts with ep > 1 move tokens: the framework's dispatcher (a plain all-to-all
+    /// unless the scenario names a node-deduplicating one such as DeepEP).
+    pub ep_dispatcher: EpDispatcher,
     /// Also try MoE layouts that keep experts whole (etp 1) when tp > 1; off for frameworks
     /// without Megatron-Core's MoE parallel folding.
     pub whole_experts: bool,
@@ -100,6 +104,7 @@ impl SpaceSpec {
             flash_attention: true,
             tp_comm_overlap: false,
             ep_comm_overlap: false,
+            ep_dispatcher: EpDispatcher::AllToAll,
             whole_experts: true,
         }
     }

@@ -12,7 +12,7 @@ use std::fmt;
 use std::str::FromStr;
 use trainplan_hardware::Cluster;
 use trainplan_model::{Model, Recompute};
-use trainplan_parallel::{estimate, Job, Strategy};
+use trainplan_parallel::{estimate, EpDispatcher, Job, Strategy};
 
 /// How many of the fastest and of the cheapest plans are kept to answer a deadline or budget
 /// that nothing meets.
@@ -630,6 +630,11 @@ impl Search {
                                 flash_attention: spec.flash_attention,
                                 tp_overlap: spec.tp_comm_overlap && l.tp > 1 && sequence_parallel,
                                 ep_overlap: spec.ep_comm_overlap && l.ep > 1,
+                                ep_dispatcher: if l.ep > 1 {
+                                    spec.ep_dispatcher
+                                } else {
+                                    EpDispatcher::AllToAll
+                                },
                             };
                             self.offer(cluster, info, job, s, acc);
                         }

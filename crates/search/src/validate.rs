@@ -7,7 +7,7 @@
 
 use trainplan_hardware::Cluster;
 use trainplan_model::{Model, Recompute};
-use trainplan_parallel::{evaluate, Estimate, Infeasible, Job, Strategy};
+use trainplan_parallel::{evaluate, EpDispatcher, Estimate, Infeasible, Job, Strategy};
 
 /// The layout fields a source states; `None` = not stated.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -36,6 +36,8 @@ pub struct Template {
     pub tp_overlap: Option<bool>,
     /// Expert all-to-all overlapped with another micro-batch (`None`: both tried).
     pub ep_overlap: Option<bool>,
+    /// How the expert all-to-all moves tokens (`None`: both tried).
+    pub ep_dispatcher: Option<EpDispatcher>,
 }
 
 /// One measured run, ready to predict.
@@ -93,6 +95,8 @@ pub struct Chosen {
     pub tp_overlap: bool,
     /// Expert all-to-all overlap was chosen (MoE with ep > 1; no runs CSV column states it).
     pub ep_overlap: bool,
+    /// The expert dispatcher was chosen (MoE with ep > 1).
+    pub ep_dispatcher: bool,
 }
 
 impl Prediction {
@@ -137,13 +141,16 @@ impl Prediction {
         if c.ep_overlap {
             parts.push(format!("ep_comm_overlap={}", s.ep_overlap));
         }
+        if c.ep_dispatcher {
+            parts.push(format!("ep_dispatcher={}", s.ep_dispatcher.as_str()));
+        }
         parts.join(";")
     }
 }
 
 /// Share of throughput a team needs to gain before it turns on an optional feature it would
 /// otherwise leave at the framework default (sequence parallelism, interleaving, whole experts,
-/// expert all-to-all overlap).
+/// expert all-to-all overlap, a node-deduplicating dispatcher).
 const FEATURE_HURDLE: f64 = 0.02;
 
 /// Throughput discounted by the non-default features a layout needs: between two layouts of
@@ -152,7 +159,8 @@ fn appeal(s: &Strategy, e: &Estimate) -> f64 {
     let features = u8::from(s.sp_active())
         + u8::from(s.vpp > 1)
         + u8::from(s.expert_tp() != s.tp)
-        + u8::from(s.ep_overlap);
+        + u8::from(s.ep_overlap)
+        + u8::from(s.ep_dispatcher != EpDispatcher::AllToAll);
     e.tokens_per_s * (1.0 - FEATURE_HURDLE * f64::from(features))
 }
 
@@ -276,9 +284,10 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
                     v
                 }
             };
-            // No column states whether the expert all-to-all overlaps another micro-batch's
-            // compute, so layouts with ep > 1 try it both ways (off wins ties, see `appeal`).
-            let eps: Vec<(u32, Option<u32>, bool)> = eps
+            // The shared columns do not state whether the expert all-to-all overlaps another
+            // micro-batch's compute or which dispatcher moves the tokens, so layouts with ep > 1
+            // try each way a run does not state (the defaults win ties, see `appeal`).
+            let eps: Vec<(u32, Option<u32>, bool, EpDispatcher)> = eps
                 .into_iter()
                 .flat_map(|(ep, etp)| {
                     let overlaps: &[bool] = match t.ep_overlap {
@@ -287,7 +296,15 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
                         Some(false) => &[false],
                         None => &[false, true],
                     };
-                    overlaps.iter().map(move |&o| (ep, etp, o))
+                    let dispatchers: &[EpDispatcher] = match t.ep_dispatcher {
+                        _ if ep == 1 => &[EpDispatcher::AllToAll],
+                        Some(EpDispatcher::AllToAll) => &[EpDispatcher::AllToAll],
+                        Some(EpDispatcher::DeepEp) => &[EpDispatcher::DeepEp],
+                        None => &EpDispatcher::ALL,
+                    };
+                    overlaps
+                        .iter()
+                        .flat_map(move |&o| dispatchers.iter().map(move |&d| (ep, etp, o, d)))
                 })
                 .collect();
             let (vpps, zeros, eps) = (vpps.as_slice(), zeros.as_slice(), eps.as_slice());
@@ -296,22 +313,24 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
                     sps.iter().flat_map(move |&sp| {
                         recs.iter().flat_map(move |&recompute| {
                             zeros.iter().flat_map(move |&zero| {
-                                eps.iter().map(move |&(ep, etp, ep_overlap)| Strategy {
-                                    dp,
-                                    tp,
-                                    pp,
-                                    cp,
-                                    ep,
-                                    etp,
-                                    vpp,
-                                    micro_batch: mb,
-                                    zero,
-                                    recompute,
-                                    sequence_parallel: sp,
-                                    flash_attention: true,
-                                    tp_overlap: tp > 1 && overlap && sp,
-                                    ep_overlap,
-                                })
+                                eps.iter()
+                                    .map(move |&(ep, etp, ep_overlap, ep_dispatcher)| Strategy {
+                                        dp,
+                                        tp,
+                                        pp,
+                                        cp,
+                                        ep,
+                                        etp,
+                                        vpp,
+                                        micro_batch: mb,
+                                        zero,
+                                        recompute,
+                                        sequence_parallel: sp,
+                                        flash_attention: true,
+                                        tp_overlap: tp > 1 && overlap && sp,
+                                        ep_overlap,
+                                        ep_dispatcher,
+                                    })
                             })
                         })
                     })
@@ -348,6 +367,7 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
                                 etp: run.model.moe.is_some() && tp > 1,
                                 tp_overlap: strategy.tp_overlap && t.tp_overlap.is_none(),
                                 ep_overlap: strategy.ep > 1 && t.ep_overlap.is_none(),
+                                ep_dispatcher: strategy.ep > 1 && t.ep_dispatcher.is_none(),
                             };
                             best = Some((
                                 Prediction {
@@ -592,6 +612,50 @@ mod tests {
             "{}",
             dense.choices()
         );
+    }
+
+    #[test]
+    fn moe_runs_choose_a_deduplicating_dispatcher_only_across_nodes() {
+        // 64 experts, top 2, tp 1 on 64 GPUs of 8 per node: ep 32 spreads each layer's experts
+        // over four nodes, where sending a token once per node beats once per expert; ep 8 stays
+        // inside a node, where the two are the same and the default wins the tie.
+        let model = moe_64_experts();
+        let t = Template {
+            tp: Some(1),
+            pp: Some(1),
+            dp: Some(64),
+            micro_batch: Some(1),
+            recompute: Some(Recompute::Full),
+            zero: Some(1),
+            ep_overlap: Some(false),
+            ..Template::default()
+        };
+        let across = predict(&run(model.clone(), Template { ep: Some(32), ..t })).unwrap();
+        assert_eq!(across.strategy.ep_dispatcher, EpDispatcher::DeepEp);
+        assert!(
+            across.choices().contains("ep_dispatcher=deepep"),
+            "{}",
+            across.choices()
+        );
+        let inside = predict(&run(model.clone(), Template { ep: Some(8), ..t })).unwrap();
+        assert_eq!(inside.strategy.ep_dispatcher, EpDispatcher::AllToAll);
+        // A run that states its dispatcher keeps it and does not report it as a choice.
+        let stated = predict(&run(
+            model,
+            Template {
+                ep: Some(32),
+                ep_dispatcher: Some(EpDispatcher::AllToAll),
+                ..t
+            },
+        ))
+        .unwrap();
+        assert_eq!(stated.strategy.ep_dispatcher, EpDispatcher::AllToAll);
+        assert!(
+            !stated.choices().contains("ep_dispatcher"),
+            "{}",
+            stated.choices()
+        );
+        assert!(stated.estimate.tokens_per_s < across.estimate.tokens_per_s);
     }
 
     #[test]
