@@ -3,7 +3,9 @@
 //! The bytes go to a temporary file in the destination's folder, which is flushed and renamed
 //! over the destination only once complete: an error or an interrupt leaves no partial file and
 //! never clobbers a previous good one. A destination that is a symbolic link is written
-//! through: the link stays and its target gets the new bytes.
+//! through: the link stays and its target gets the new bytes. A destination that exists and is
+//! not a regular file (`/dev/null`, `/dev/stdout`, a named pipe) is written to directly: renaming
+//! over it would replace the device or pipe with a plain file.
 
 use crate::IoError;
 use std::io::Write;
@@ -24,6 +26,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
         }
         _ => path,
     };
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        let result = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(bytes));
+        return result.map_err(err);
+    }
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -84,6 +93,40 @@ mod tests {
             .file_type()
             .is_symlink());
         assert_eq!(std::fs::read(&target).unwrap(), b"new");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_pipe_or_device_is_written_to_not_replaced() {
+        // `-o /dev/null` once renamed a regular file over the device. A named pipe stands in for
+        // it here, so that a regression replaces a file in a temporary folder, not /dev/null.
+        use std::os::unix::fs::FileTypeExt;
+        let dir =
+            std::env::temp_dir().join(format!("trainplan-atomic-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("pipe");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|s| s.success()) {
+            std::fs::remove_dir_all(&dir).unwrap();
+            return; // no mkfifo on this machine
+        }
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).unwrap())
+        };
+        write_atomic(&fifo, b"through the pipe").unwrap();
+        // Checked before joining: a replaced pipe would leave the reader waiting for a writer.
+        assert!(std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo());
+        assert_eq!(reader.join().unwrap(), b"through the pipe");
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            1,
+            "no temporary left"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
