@@ -537,6 +537,21 @@ mod tests {
         model
     }
 
+    /// A tp 1, dp 64 run of `moe_64_experts` with the layout stated up to `ep` (and the
+    /// all-to-all overlap and dispatcher, which the caller sets or leaves to choose).
+    fn moe_tp1_template(ep: u32) -> Template {
+        Template {
+            tp: Some(1),
+            pp: Some(1),
+            dp: Some(64),
+            ep: Some(ep),
+            micro_batch: Some(1),
+            recompute: Some(Recompute::Full),
+            zero: Some(1),
+            ..Template::default()
+        }
+    }
+
     #[test]
     fn moe_runs_with_tensor_parallelism_choose_how_experts_split() {
         // 64 experts on 64 A100s at tp 4, dp 16: ep 32 fits only when experts stay whole and ep
@@ -573,19 +588,10 @@ mod tests {
 
     #[test]
     fn moe_runs_choose_whether_the_all_to_all_overlaps() {
-        // 64 experts over ep 8 on 64 A100s (tp 1): the all-to-all crosses the NICs, and an
-        // overlapped one beats the plain one by far more than the hurdle for a non-default feature.
+        // 64 experts over ep 8 on 64 A100s (tp 1, one node per expert group): an overlapped
+        // all-to-all beats the plain one by far more than the hurdle for a non-default feature.
         let model = moe_64_experts();
-        let t = Template {
-            tp: Some(1),
-            pp: Some(1),
-            dp: Some(64),
-            ep: Some(8),
-            micro_batch: Some(1),
-            recompute: Some(Recompute::Full),
-            zero: Some(1),
-            ..Template::default()
-        };
+        let t = moe_tp1_template(8);
         let r = run(model.clone(), t);
         let p = predict(&r).unwrap();
         let speed = |ep_overlap: bool| {
@@ -621,14 +627,8 @@ mod tests {
         // inside a node, where the two are the same and the default wins the tie.
         let model = moe_64_experts();
         let t = Template {
-            tp: Some(1),
-            pp: Some(1),
-            dp: Some(64),
-            micro_batch: Some(1),
-            recompute: Some(Recompute::Full),
-            zero: Some(1),
             ep_overlap: Some(false),
-            ..Template::default()
+            ..moe_tp1_template(8)
         };
         let across = predict(&run(model.clone(), Template { ep: Some(32), ..t })).unwrap();
         assert_eq!(across.strategy.ep_dispatcher, EpDispatcher::DeepEp);
