@@ -389,6 +389,8 @@ const TOKENS: &[&str] = &[
     "n_kv_heads = 7\n",
     "moe_experts = 8\n",
     "moe_top_k = 2\n",
+    "ep = 4\n",
+    "ep_dispatcher = \"deepep\"\n",
     "\u{0}",
     "\u{feff}",
     "é",
