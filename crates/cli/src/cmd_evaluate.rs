@@ -633,13 +633,13 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
         t.pp_comm.get(),
         t.cp_comm.get(),
         t.ep_comm.get(),
-        if s.ep > 1 && s.ep_dispatcher == trainplan_parallel::EpDispatcher::DeepEp {
-            " (DeepEP-style dispatch: each token crosses the network once per destination node and is forwarded to its experts over NVLink, DeepSeek-V3 report section 3.2.2)"
+        if s.ep_overlap_active(job) {
+            " exposed (each micro-batch's dispatch and combine run behind another micro-batch's compute, DeepSeek-V3 report section 3.2.1; what still shows is the share that outlasts it plus the overlap penalty)"
         } else {
             ""
         },
-        if s.ep_overlap_active(job) {
-            " exposed (each micro-batch's dispatch and combine run behind another micro-batch's compute, DeepSeek-V3 report section 3.2.1; what still shows is the share that outlasts it plus the overlap penalty)"
+        if s.ep > 1 && s.ep_dispatcher == trainplan_parallel::EpDispatcher::DeepEp {
+            "; with the DeepEP-style dispatcher a token crosses the network once per destination node, not once per expert, and is forwarded over NVLink inside it (DeepSeek-V3 report section 3.2.2; the same as a plain all-to-all inside one node)"
         } else {
             ""
         },
