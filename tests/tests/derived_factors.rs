@@ -40,7 +40,7 @@ fn close(what: &str, got: f64, want: f64) {
 #[test]
 fn accelerators_sharing_silicon_share_the_fitted_factors() {
     for (fitted, sharing) in [
-        ("a100-80gb", &["a100-40gb", "a100-80gb-pcie"][..]),
+        ("a100-80gb", &["a100-40gb", "a100-80gb-pcie", "a800"][..]),
         ("h100-sxm", &["h200", "h800", "h100-pcie"][..]),
     ] {
         let f = efficiency(fitted);

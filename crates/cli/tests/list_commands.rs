@@ -40,6 +40,7 @@ fn hardware_csv_lists_the_ten_accelerators() {
         "a100-40gb",
         "a100-80gb",
         "a100-80gb-pcie",
+        "a800",
         "h100-sxm",
         "h100-pcie",
         "h800",

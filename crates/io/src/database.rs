@@ -278,11 +278,12 @@ fn unknown<'a>(
 mod tests {
     use super::*;
 
-    /// The ten accelerator ids the issue promises a user can type.
-    const ACCELERATORS: [&str; 10] = [
+    /// The accelerator ids a user can type: the ten the issue promises, and the A800.
+    const ACCELERATORS: [&str; 11] = [
         "a100-40gb",
         "a100-80gb",
         "a100-80gb-pcie",
+        "a800",
         "h100-sxm",
         "h100-pcie",
         "h800",
