@@ -575,15 +575,23 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
         stride: 1,
     };
     let (tp_bw, tp_tier) = c.bus_bandwidth(tp_group);
-    let _ = writeln!(
-        o,
-        "- tensor-parallel communication {:.3} s ({:.0}%): 4 collectives of b·s·h·2 bytes per layer per micro-batch (6 with full recompute) over {} ranks on the {} tier at {:.0} GB/s.",
-        t.tp_comm.get(),
-        share(t.tp_comm.get()),
-        s.tp,
-        tp_tier.as_str(),
-        tp_bw.gbps()
-    );
+    if s.tp > 1 {
+        let _ = writeln!(
+            o,
+            "- tensor-parallel communication {:.3} s ({:.0}%): 4 collectives of b·s·h·2 bytes per layer per micro-batch (6 with full recompute) over {} ranks on the {} tier at {:.0} GB/s.",
+            t.tp_comm.get(),
+            share(t.tp_comm.get()),
+            s.tp,
+            tp_tier.as_str(),
+            tp_bw.gbps()
+        );
+    } else {
+        let _ = writeln!(
+            o,
+            "- tensor-parallel communication {:.3} s: no tensor parallelism (tp = 1).",
+            t.tp_comm.get()
+        );
+    }
     let dp_group = Group {
         size: s.dp * s.cp,
         stride: s.tp,
@@ -629,10 +637,21 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
     let _ = writeln!(o, "{bubble_line}");
     let _ = writeln!(
         o,
-        "- pipeline sends {:.3} s, context-parallel exchange {:.3} s, expert all-to-all {:.3} s{}{}, optimizer step {:.3} s.\n",
+        "- pipeline sends {:.3} s, context-parallel exchange {:.3} s, expert all-to-all {:.3} s{}{}{}, optimizer step {:.3} s.\n",
         t.pp_comm.get(),
         t.cp_comm.get(),
         t.ep_comm.get(),
+        if s.ep > 1 {
+            let tier = c
+                .tier(trainplan_hardware::Group {
+                    size: s.ep,
+                    stride: s.expert_tp(),
+                })
+                .as_str();
+            format!(" (over {} ranks on the {tier} tier)", s.ep)
+        } else {
+            String::new()
+        },
         if s.ep_overlap_active(job) {
             " exposed (each micro-batch's dispatch and combine run behind another micro-batch's compute, DeepSeek-V3 report section 3.2.1; what still shows is the share that outlasts it plus the overlap penalty)"
         } else {
