@@ -83,17 +83,17 @@ fn public_runs_stay_within_the_calibrated_error() {
         "throughput compared on {} rows",
         f.tokens.n
     );
-    // Target: median at most 10% (6.4% today: the shape constant is chosen for held-out accuracy,
+    // Target: median at most 10% (6.0% today: the shape constant is chosen for held-out accuracy,
     // not in-sample; see hardware-db/calibration/README.md).
     assert!(
         f.tokens.median <= 0.07,
         "median throughput error {:.3}",
         f.tokens.median
     );
-    // Target: worst at most 35%; today's worst row (87.8%) is torchtitan's fp8 rowwise recipe on
+    // Target: worst at most 35%; today's worst row (83.4%) is torchtitan's fp8 rowwise recipe on
     // vanilla TP (no runs CSV column says either, and validate assumes overlap on H100).
     assert!(
-        f.tokens.worst <= 0.90,
+        f.tokens.worst <= 0.86,
         "worst throughput error {:.3}",
         f.tokens.worst
     );
