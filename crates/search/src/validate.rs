@@ -658,10 +658,9 @@ mod tests {
         assert!(stated.estimate.tokens_per_s < across.estimate.tokens_per_s);
     }
 
-    #[test]
-    fn stated_overlaps_are_used_and_not_reported_as_choices() {
-        let model = || trainplan_model::testing::gpt3("gpt3-13b", 40, 5120, 40);
-        let t = Template {
+    /// GPT-3 13B-like runs at tp 8, dp 8, with the rest of the layout stated.
+    fn tp8_template() -> Template {
+        Template {
             tp: Some(8),
             pp: Some(1),
             dp: Some(8),
@@ -669,16 +668,29 @@ mod tests {
             recompute: Some(Recompute::Full),
             zero: Some(1),
             ..Template::default()
-        };
+        }
+    }
+
+    /// `run` on an A100 given an fp8 peak: the generation `validate` assumes overlaps its
+    /// tensor-parallel collectives.
+    fn hopper_like(model: Model, template: Template) -> RunSpec {
+        let mut r = run(model, template);
+        r.cluster.accelerator.fp8_peak = Some(FlopRate::from_tflops(624.0));
+        r
+    }
+
+    #[test]
+    fn stated_overlaps_are_used_and_not_reported_as_choices() {
+        let model = || trainplan_model::testing::gpt3("gpt3-13b", 40, 5120, 40);
+        let t = tp8_template();
         // An H100-like part where the run says its collectives were not overlapped.
-        let mut vanilla = run(
+        let vanilla = hopper_like(
             model(),
             Template {
                 tp_overlap: Some(false),
                 ..t
             },
         );
-        vanilla.cluster.accelerator.fp8_peak = Some(FlopRate::from_tflops(624.0));
         let vanilla = predict(&vanilla).unwrap();
         assert!(!vanilla.strategy.tp_overlap);
         assert!(
@@ -717,47 +729,36 @@ mod tests {
 
     #[test]
     fn tensor_parallel_overlap_is_assumed_from_the_fp8_generation_on() {
-        let t = Template {
-            tp: Some(8),
-            pp: Some(1),
-            dp: Some(8),
-            micro_batch: Some(1),
-            recompute: Some(Recompute::Full),
-            zero: Some(1),
-            ..Template::default()
-        };
+        let t = tp8_template();
         let model = || trainplan_model::testing::gpt3("gpt3-13b", 40, 5120, 40);
         let ampere = predict(&run(model(), t)).unwrap();
         assert!(!ampere.strategy.tp_overlap);
         assert!(!ampere.choices().contains("tp_comm_overlap"));
 
-        let mut hopper_like = run(model(), t);
-        hopper_like.cluster.accelerator.fp8_peak = Some(FlopRate::from_tflops(624.0));
-        let hopper_like = predict(&hopper_like).unwrap();
-        assert!(hopper_like.strategy.tp_overlap);
+        let hopper = predict(&hopper_like(model(), t)).unwrap();
+        assert!(hopper.strategy.tp_overlap);
         // Megatron-Core's overlap runs on sequence-parallel layers.
-        assert!(hopper_like.strategy.sp_active());
+        assert!(hopper.strategy.sp_active());
         assert!(
-            hopper_like.choices().contains("tp_comm_overlap=true"),
+            hopper.choices().contains("tp_comm_overlap=true"),
             "{}",
-            hopper_like.choices()
+            hopper.choices()
         );
-        assert!(hopper_like.estimate.tokens_per_s > ampere.estimate.tokens_per_s);
+        assert!(hopper.estimate.tokens_per_s > ampere.estimate.tokens_per_s);
 
         // A run that states sequence_parallel = false keeps its collectives exposed.
-        let mut no_sp = run(
+        let no_sp = hopper_like(
             model(),
             Template {
                 sequence_parallel: Some(false),
                 ..t
             },
         );
-        no_sp.cluster.accelerator.fp8_peak = Some(FlopRate::from_tflops(624.0));
         let no_sp = predict(&no_sp).unwrap();
         assert!(!no_sp.strategy.tp_overlap && !no_sp.strategy.sp_active());
 
         // Nothing to overlap without tensor parallelism.
-        let mut no_tp = run(
+        let no_tp = hopper_like(
             model(),
             Template {
                 tp: Some(1),
@@ -765,7 +766,6 @@ mod tests {
                 ..t
             },
         );
-        no_tp.cluster.accelerator.fp8_peak = Some(FlopRate::from_tflops(624.0));
         let no_tp = predict(&no_tp).unwrap();
         assert!(!no_tp.strategy.tp_overlap && !no_tp.chosen.tp_overlap);
     }
