@@ -463,22 +463,22 @@ pub(crate) fn step_time(
         cluster.collective_time(op, Bytes((params - experts) * bytes_per_param), dp_group)
             + cluster.collective_time(op, Bytes(experts * bytes_per_param), expert_group)
     };
-    let penalty = cluster.accelerator.efficiency.overlap_penalty;
+    // ZeRO-0/1 reduce through buckets; ZeRO-2/3 (FSDP, DeepSpeed's partitioned gradients)
+    // layer by layer, at the fitted penalty.
+    let penalty = if s.zero <= 1 {
+        BUCKETED_OVERLAP_PENALTY
+    } else {
+        cluster.accelerator.efficiency.overlap_penalty
+    };
     let (dp_t, dp_traffic) = match s.zero {
         0 => {
             let ar = collective(Collective::AllReduce, job.grad_bytes);
-            (overlapped(ar, mb.backward, BUCKETED_OVERLAP_PENALTY), ar)
+            (overlapped(ar, mb.backward, penalty), ar)
         }
         1 | 2 if s.zero == 1 || s.fsdp_with_pipeline() => {
             // Reduce-scatter of gradients during the last backward, all-gather of the updated
             // weights overlapped with the next forward (Megatron distributed optimizer; FSDP
             // under a pipeline schedule, which syncs gradients on the last micro-batch only).
-            // ZeRO-1's are bucketed; FSDP's go layer by layer and keep the fitted penalty.
-            let penalty = if s.zero == 1 {
-                BUCKETED_OVERLAP_PENALTY
-            } else {
-                penalty
-            };
             let rs = collective(Collective::ReduceScatter, job.grad_bytes);
             let ag = collective(Collective::AllGather, WEIGHT_BYTES);
             (
