@@ -642,12 +642,7 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
         t.cp_comm.get(),
         t.ep_comm.get(),
         if s.ep > 1 {
-            let tier = c
-                .tier(trainplan_hardware::Group {
-                    size: s.ep,
-                    stride: s.expert_tp(),
-                })
-                .as_str();
+            let tier = c.tier(s.expert_parallel_group()).as_str();
             format!(" (over {} ranks on the {tier} tier)", s.ep)
         } else {
             String::new()
@@ -698,7 +693,7 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
                 } else {
                     "; or overlap the all-to-all with another micro-batch's computation (ep_comm_overlap, DualPipe-style) where the framework supports it"
                 },
-                if s.ep_dispatcher == trainplan_parallel::EpDispatcher::AllToAll && c.tier(trainplan_hardware::Group { size: s.ep, stride: s.expert_tp() }) == trainplan_hardware::LinkTier::ScaleOut {
+                if s.ep_dispatcher == trainplan_parallel::EpDispatcher::AllToAll && c.tier(s.expert_parallel_group()) == trainplan_hardware::LinkTier::ScaleOut {
                     "; or send each token once per node rather than once per expert (ep_dispatcher = \"deepep\") where the framework has DeepEP"
                 } else {
                     ""

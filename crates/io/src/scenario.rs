@@ -192,6 +192,15 @@ pub enum EpDispatcherName {
     Deepep,
 }
 
+impl From<OptimizerName> for Optimizer {
+    fn from(o: OptimizerName) -> Self {
+        match o {
+            OptimizerName::Deepspeed => Optimizer::Deepspeed,
+            OptimizerName::Megatron => Optimizer::Megatron,
+        }
+    }
+}
+
 impl From<EpDispatcherName> for EpDispatcher {
     fn from(d: EpDispatcherName) -> Self {
         match d {
@@ -469,11 +478,10 @@ impl Scenario {
             tokens,
             precision,
             grad_bytes,
-            optimizer: match file.job.optimizer {
-                None => Optimizer::default_for(precision),
-                Some(OptimizerName::Deepspeed) => Optimizer::Deepspeed,
-                Some(OptimizerName::Megatron) => Optimizer::Megatron,
-            },
+            optimizer: file
+                .job
+                .optimizer
+                .map_or(Optimizer::default_for(precision), Optimizer::from),
         };
 
         let strategy = match &file.strategy {

@@ -1,7 +1,7 @@
 //! The layout of one training run and the job it trains.
 
 use crate::Infeasible;
-use trainplan_hardware::{Cluster, Dtype};
+use trainplan_hardware::{Cluster, Dtype, Group};
 use trainplan_model::{Model, Recompute};
 
 /// Training precision: 16-bit weights and activations with fp32 master weights and Adam moments.
@@ -420,6 +420,16 @@ impl Strategy {
     #[inline]
     pub fn expert_tp(&self) -> u32 {
         self.etp.unwrap_or(self.tp)
+    }
+
+    /// The ranks one layer's experts are spread over: ep of them, etp apart, since expert ranks
+    /// are placed etp innermost, then ep (Liu et al. 2025, "MoE Parallel Folding").
+    #[inline]
+    pub fn expert_parallel_group(&self) -> Group {
+        Group {
+            size: self.ep,
+            stride: self.expert_tp(),
+        }
     }
 
     /// Expert data-parallel degree: the replicas of one expert, over which ZeRO shards its

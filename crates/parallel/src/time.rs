@@ -308,11 +308,7 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
     // (Lepikhin et al. 2020, "GShard", section 2.2), rerun under full recomputation.
     let ep_t = match model.moe {
         Some(moe) if s.ep > 1 => {
-            // Expert ranks are placed etp innermost, then ep (Liu et al. 2025, "MoE Parallel Folding").
-            let ep_group = Group {
-                size: s.ep,
-                stride: s.expert_tp(),
-            };
+            let ep_group = s.expert_parallel_group();
             let one = dispatch_time(
                 cluster,
                 s.ep_dispatcher,
