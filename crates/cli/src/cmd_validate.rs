@@ -265,25 +265,21 @@ fn summary_text(s: &Summary) -> String {
         ("source", &s.by_source, &s.mem_by_source),
         ("gpu", &s.by_gpu, &s.mem_by_gpu),
     ] {
+        let runs = |(n, median, worst): &(usize, f64, f64)| {
+            format!(
+                "{n} runs, median {:.1}%, worst {:.1}%",
+                100.0 * median,
+                100.0 * worst
+            )
+        };
         let keys: std::collections::BTreeSet<&String> = map.keys().chain(mem.keys()).collect();
         for k in keys {
-            let tokens = map.get(k).map_or_else(
-                || "no throughput measured".to_string(),
-                |(n, median, worst)| {
-                    format!(
-                        "{n} runs, median {:.1}%, worst {:.1}%",
-                        100.0 * median,
-                        100.0 * worst
-                    )
-                },
-            );
-            let memory = mem.get(k).map_or_else(String::new, |(n, median, worst)| {
-                format!(
-                    "; memory on {n} runs, median {:.1}%, worst {:.1}%",
-                    100.0 * median,
-                    100.0 * worst
-                )
-            });
+            let tokens = map
+                .get(k)
+                .map_or_else(|| "no throughput measured".to_string(), runs);
+            let memory = mem
+                .get(k)
+                .map_or_else(String::new, |m| format!("; memory on {}", runs(m)));
             let _ = writeln!(out, "  {label} {k}: {tokens}{memory}");
         }
     }
