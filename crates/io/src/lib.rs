@@ -12,6 +12,7 @@
 //! was found and what is allowed ([`IoError`]).
 
 pub mod atomic;
+mod csvfile;
 mod database;
 mod errors;
 pub mod fitted;

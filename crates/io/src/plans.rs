@@ -227,13 +227,13 @@ fn parse_rows(label: &str, bytes: &[u8]) -> Result<Vec<Row>, IoError> {
             location: at_line(
                 label,
                 e.position()
-                    .map(|p| crate::runs::record_start(bytes, p).1 as u64),
+                    .map(|p| crate::csvfile::record_start(bytes, p).1 as u64),
             ),
             message: e.to_string(),
         })?;
         let line = rec
             .position()
-            .map(|p| crate::runs::record_start(bytes, p).1 as u64);
+            .map(|p| crate::csvfile::record_start(bytes, p).1 as u64);
         let cell = |i: usize| rec.get(i).unwrap_or("");
         let field = |i: usize, message: String| IoError::Field {
             location: at_line(label, line),
@@ -318,7 +318,11 @@ fn parse_rows(label: &str, bytes: &[u8]) -> Result<Vec<Row>, IoError> {
                 ep_dispatcher: EpDispatcher::from_name(cell(38)).ok_or_else(|| {
                     field(
                         38,
-                        format!("expected alltoall or deepep, found `{}`", cell(38)),
+                        format!(
+                            "expected {}, found `{}`",
+                            EpDispatcher::ALL.map(EpDispatcher::as_str).join(" or "),
+                            cell(38)
+                        ),
                     )
                 })?,
             },

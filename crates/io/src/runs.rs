@@ -196,7 +196,9 @@ pub fn parse_runs(path: &str, bytes: &[u8]) -> Result<Vec<RunRow>, IoError> {
     let mut rows = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| csv_error(path, bytes, &e))?;
-        let line = record.position().map_or(0, |p| record_start(bytes, p).1);
+        let line = record
+            .position()
+            .map_or(0, |p| crate::csvfile::record_start(bytes, p).1);
         let cell = |col: &str| -> &str {
             index
                 .get(col)
@@ -374,22 +376,8 @@ pub fn parse_runs(path: &str, bytes: &[u8]) -> Result<Vec<RunRow>, IoError> {
 /// The 1-based character column where cell `idx` of the record at `pos` starts in `bytes`, found
 /// by walking the raw line with the same quoting rules as the reader (a comma inside quotes does
 /// not separate cells).
-/// Byte offset and 1-based line where the record at `pos` starts. The csv crate leaves the `\n`
-/// of a CRLF terminator to the next record, so its position can point at that byte and its line
-/// count lag one behind; both are taken from the bytes instead.
-pub(crate) fn record_start(bytes: &[u8], pos: &csv::Position) -> (usize, usize) {
-    let mut start = usize::try_from(pos.byte())
-        .unwrap_or(usize::MAX)
-        .min(bytes.len());
-    while matches!(bytes.get(start), Some(b'\r' | b'\n')) {
-        start += 1;
-    }
-    let line = bytes[..start].split(|&b| b == b'\n').count();
-    (start, line)
-}
-
 fn cell_column(bytes: &[u8], pos: Option<&csv::Position>, idx: usize) -> Option<usize> {
-    let (start, _) = record_start(bytes, pos?);
+    let (start, _) = crate::csvfile::record_start(bytes, pos?);
     let raw = std::str::from_utf8(bytes.get(start..)?).ok()?;
     let mut cell = 0;
     let mut quoted = false;
@@ -408,7 +396,9 @@ fn cell_column(bytes: &[u8], pos: Option<&csv::Position>, idx: usize) -> Option<
 }
 
 fn csv_error(path: &str, bytes: &[u8], e: &csv::Error) -> IoError {
-    let line = e.position().map(|p| record_start(bytes, p).1);
+    let line = e
+        .position()
+        .map(|p| crate::csvfile::record_start(bytes, p).1);
     IoError::Parse {
         location: Location {
             path: path.to_string(),
