@@ -24,12 +24,12 @@ fn cluster(db: &Database, gpu: &str, n_gpus: u32) -> trainplan_hardware::Cluster
 }
 
 prop_compose! {
-    /// A transformer whose heads, KV heads and FFN divide by 8, with 8 to 96 layers.
+    /// A transformer whose heads and FFN divide by 8 (KV heads 1, 2, 8 or all), with 8 to 96 layers.
     fn model()(
         layers_per_8 in 1u32..=12,
         heads_per_8 in 1u32..=16,
         head_dim in prop::sample::select(vec![64u32, 128]),
-        gqa in any::<bool>(),
+        kv_heads in prop::sample::select(vec![0u32, 1, 2, 8]),
         ffn_mult in 2u32..=5,
         vocab in 8_000u32..=160_000,
         swiglu in any::<bool>(),
@@ -38,8 +38,9 @@ prop_compose! {
     ) -> Model {
         let n_heads = heads_per_8 * 8;
         let hidden = n_heads * head_dim;
-        // Multi-head, or 8 key/value groups: both divisible by every tp up to 8, as tp must be.
-        let n_kv_heads = if gqa { 8 } else { n_heads };
+        // Multi-head (0 here), multi-query, or 2 or 8 key/value groups: every tp up to 8 either
+        // divides them or replicates each over tp/kv ranks.
+        let n_kv_heads = if kv_heads == 0 { n_heads } else { kv_heads };
         Model {
             id: "random".into(),
             n_layers: layers_per_8 * 8,

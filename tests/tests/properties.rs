@@ -211,14 +211,15 @@ fn pow2_dividing(want: u32, of: &[u32]) -> u32 {
 }
 
 /// Bends a random layout towards one the layout rules accept, keeping its scale: tp divides
-/// the heads and the FFN, pp and vpp fit the layers, cp the sequence, ep the experts, and the
+/// the heads and the FFN (and divides or is a multiple of the KV heads), pp and vpp fit the layers, cp the sequence, ep the experts, and the
 /// global batch is a multiple of dp × micro-batch. Without this nearly every random layout is
 /// rejected by a rule and the numbers of a priced plan would go untested.
 fn repaired(model: &Model, mut job: Job, mut s: Layout) -> (Job, Layout) {
-    s.tp = pow2_dividing(
-        s.tp.min(64),
-        &[model.n_heads, model.n_kv_heads, model.ffn, model.hidden],
-    );
+    // tp also divides the KV heads, or replicates each over tp/kv ranks.
+    s.tp = pow2_dividing(s.tp.min(64), &[model.n_heads, model.ffn, model.hidden]);
+    if !trainplan_parallel::kv_heads_split_or_replicate(model.n_kv_heads, s.tp) {
+        s.tp = pow2_dividing(s.tp, &[model.n_kv_heads]);
+    }
     s.pp = s.pp.min(model.n_layers).max(1);
     s.vpp = if s.pp > 1 && model.n_layers % (s.pp * 2) == 0 {
         s.vpp.min(2)

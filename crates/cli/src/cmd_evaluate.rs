@@ -459,6 +459,16 @@ fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String
             String::new()
         }
     );
+    if s.tp > m.n_kv_heads {
+        let _ = writeln!(
+            o,
+            "- tp {} exceeds the {} key/value head(s): each rank keeps a whole copy of the head its queries share ({:.1}M parameters per layer beyond its 1/tp share, as BigCode's Megatron-LM runs multi-query attention), and the {} copies of each head all-reduce their gradients once per step.",
+            s.tp,
+            m.n_kv_heads,
+            m.kv_replica_params_per_rank(s.tp) / 1e6,
+            s.tp / m.n_kv_heads.max(1)
+        );
+    }
     let _ = writeln!(
         o,
         "- weights {}: 2 bytes per parameter in 16-bit{}.",

@@ -73,6 +73,8 @@ pub struct SweepSection {
     pub ep_dispatcher: Option<crate::scenario::EpDispatcherName>,
     /// Also try keeping experts whole (etp 1) when tp > 1 (default true).
     pub whole_experts: Option<bool>,
+    /// Also try tp past the key/value heads, each head replicated (default false).
+    pub replicate_kv_heads: Option<bool>,
     /// USD per GPU-hour by accelerator id.
     pub prices: Option<BTreeMap<String, f64>>,
 }
@@ -316,6 +318,9 @@ fn build(scenario: &Scenario, db: &Database, s: &SweepSection) -> Result<SpaceSp
     if let Some(w) = s.whole_experts {
         spec.whole_experts = w;
     }
+    if let Some(r) = s.replicate_kv_heads {
+        spec.replicate_kv_heads = r;
+    }
     Ok(spec)
 }
 
@@ -397,10 +402,11 @@ mod tests {
     #[test]
     fn lists_and_ranges_are_read() {
         let spec = check(
-            "\n[sweep]\nn_gpus_range = { min = 64, max = 256, step = 64 }\nglobal_batch = [256, 512]\nmicro_batch = [1, 2]\nzero = [1]\nrecompute = [\"full\"]\nvpp = [1]\nmax_tp = 4\nep_comm_overlap = true\nep_dispatcher = \"deepep\"\nwhole_experts = false\nprices = { \"a100-80gb\" = 1.5 }\n",
+            "\n[sweep]\nn_gpus_range = { min = 64, max = 256, step = 64 }\nglobal_batch = [256, 512]\nmicro_batch = [1, 2]\nzero = [1]\nrecompute = [\"full\"]\nvpp = [1]\nmax_tp = 4\nep_comm_overlap = true\nep_dispatcher = \"deepep\"\nwhole_experts = false\nreplicate_kv_heads = true\nprices = { \"a100-80gb\" = 1.5 }\n",
         )
         .unwrap();
         assert!(spec.ep_comm_overlap && !spec.tp_comm_overlap && !spec.whole_experts);
+        assert!(spec.replicate_kv_heads);
         assert_eq!(spec.ep_dispatcher, trainplan_parallel::EpDispatcher::DeepEp);
         assert_eq!(spec.n_gpus, vec![64, 128, 192, 256]);
         assert_eq!(spec.global_batch, vec![256, 512]);

@@ -173,6 +173,32 @@ impl Model {
         f64::from(self.n_kv_heads) * f64::from(self.head_dim())
     }
 
+    /// Width of the key (and of the value) projections of `tp` tensor-parallel ranks, summed over
+    /// the ranks. Up to the KV heads, tp splits them and the sum is `kv_dim` (Megatron-Core
+    /// divides `num_query_groups` by tp); past them, each rank holds a whole copy of the one KV
+    /// head its query heads share, as BigCode's Megatron-LM does for multi-query attention
+    /// (`megatron/model/transformer.py`, `ParallelAttention`: `key_value` is a plain, replicated
+    /// linear layer), and the sum is `tp · head_dim`. One rank computes this over tp.
+    #[inline]
+    pub fn kv_dim_over_ranks(&self, tp: u32) -> f64 {
+        let kv_heads = self.n_kv_heads.max(1);
+        if tp <= kv_heads {
+            self.kv_dim()
+        } else {
+            self.kv_dim() * f64::from(tp) / f64::from(kv_heads)
+        }
+    }
+
+    /// Key/value parameters one of `tp` ranks holds beyond its 1/tp share of the layer, per layer:
+    /// nothing while tp divides the KV heads, the replicated copy's excess past them.
+    #[inline]
+    pub fn kv_replica_params_per_rank(&self, tp: u32) -> f64 {
+        let excess = (self.kv_dim_over_ranks(tp) - self.kv_dim()) / f64::from(tp.max(1));
+        // K and V weights (h × width each), plus their biases in GPT-style models.
+        let per_width = 2.0 * f64::from(self.hidden) + if self.linear_bias { 2.0 } else { 0.0 };
+        excess * per_width
+    }
+
     /// Parameters of the attention projections of one layer: Q and O are h×h, K and V are h×kv_dim.
     #[inline]
     pub fn attention_params(&self) -> f64 {
@@ -262,6 +288,20 @@ pub mod testing {
         gpt3("gpt3-175b", 96, 12288, 96)
     }
 
+    /// StarCoder 15.5B (Li et al. 2023, "StarCoder: may the source be with you!", section 5):
+    /// multi-query attention (one KV head), 40 layers, hidden 6144, 48 heads, GELU FFN 4h,
+    /// learned positions over its 8K context, vocabulary 49152, tied embeddings (GPTBigCode).
+    pub fn starcoder_15b() -> Model {
+        Model {
+            id: "starcoder-15b".into(),
+            n_kv_heads: 1,
+            vocab: 49152,
+            max_seq_len: 8192,
+            dropout: false,
+            ..gpt3("starcoder-15b", 40, 6144, 48)
+        }
+    }
+
     /// Llama 3 70B (Meta, Llama 3 model card / params.json).
     pub fn llama3_70b() -> Model {
         Model {
@@ -296,6 +336,36 @@ mod tests {
     fn gpt3_has_175b_parameters() {
         let p = gpt3_175b().params();
         assert!(within(p.total, 175e9, 0.01), "{}", p.total);
+    }
+
+    #[test]
+    fn starcoder_has_15_5b_parameters() {
+        let p = starcoder_15b().params();
+        assert!(within(p.total, 15.5e9, 0.01), "{}", p.total);
+    }
+
+    #[test]
+    fn kv_heads_split_up_to_their_count_and_replicate_past_it() {
+        // StarCoder's one KV head (head_dim 128) on tp 4: every rank computes the whole head, so
+        // the ranks' K widths sum to 4 × 128, and each rank holds 3/4 of a head beyond its 1/4
+        // share: 96 columns of K and of V (6144 wide, plus a bias each) per layer.
+        let sc = starcoder_15b();
+        assert_eq!(sc.kv_dim_over_ranks(1), 128.0);
+        assert_eq!(sc.kv_dim_over_ranks(4), 512.0);
+        assert_eq!(sc.kv_replica_params_per_rank(1), 0.0);
+        assert_eq!(
+            sc.kv_replica_params_per_rank(4),
+            96.0 * (2.0 * 6144.0 + 2.0)
+        );
+        // Llama 3 70B's 8 KV heads split over tp up to 8 (nothing replicated); at tp 16 each head
+        // sits on two ranks: 64 columns each of K and V (8192 wide, no bias) beyond the share.
+        let llama = llama3_70b();
+        for tp in [1, 2, 4, 8] {
+            assert_eq!(llama.kv_dim_over_ranks(tp), 1024.0);
+            assert_eq!(llama.kv_replica_params_per_rank(tp), 0.0);
+        }
+        assert_eq!(llama.kv_dim_over_ranks(16), 2048.0);
+        assert_eq!(llama.kv_replica_params_per_rank(16), 64.0 * 2.0 * 8192.0);
     }
 
     #[test]

@@ -80,7 +80,8 @@ impl Model {
         // Korthikanti's 10·s·b·h.
         let replicated = sbh * (4.0 + 2.0 * lin + 2.0 * mask);
         // Sharded over t: Q, K, V (GQA narrows K and V), the projection input, and the FFN internals.
-        let kv = 2.0 * s * b * self.kv_dim();
+        // K and V shard only up to the KV heads; past them each rank keeps its replicated head.
+        let kv = 2.0 * s * b * self.kv_dim_over_ranks(cfg.tp);
         // The projection's input is the attention output. A fused kernel keeps that output in 16
         // bits for its own backward, so an fp8 projection adds its cast beside it; an unfused
         // backward never reads it, so only the projection's copy is kept.

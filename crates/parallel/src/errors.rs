@@ -41,8 +41,8 @@ pub enum Infeasible {
         /// Heads.
         n_heads: u32,
     },
-    /// Tensor parallelism must divide the key/value heads.
-    #[error("tp {tp} does not divide the {n_kv_heads} key/value heads (GQA); keep tp at or below the KV heads")]
+    /// Tensor parallelism must divide the key/value heads or be a multiple of them.
+    #[error("tp {tp} neither divides the {n_kv_heads} key/value heads (GQA) nor is a multiple of them (each head replicated over tp/{n_kv_heads} ranks); pick a tp that divides {n_kv_heads} or is a multiple of it")]
     TpKvHeads {
         /// Tensor-parallel degree.
         tp: u32,

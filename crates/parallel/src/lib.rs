@@ -29,7 +29,9 @@ pub use envelope::{
 };
 pub use errors::Infeasible;
 pub use memory::MemoryBreakdown;
-pub use strategy::{EpDispatcher, Job, Optimizer, Precision, Strategy};
+pub use strategy::{
+    kv_heads_split_or_replicate, EpDispatcher, Job, Optimizer, Precision, Strategy,
+};
 pub use time::{Bottleneck, TimeBreakdown};
 pub use trainplan_model::Recompute;
 

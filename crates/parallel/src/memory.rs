@@ -95,12 +95,16 @@ pub(crate) fn stage_params(model: &Model, s: &Strategy) -> StageParams {
         model.ffn_params_one() * f64::from(moe.experts)
             / (f64::from(s.expert_tp()) * f64::from(s.ep))
     });
-    let per_layer = match model.moe {
+    let mut per_layer = match model.moe {
         Some(moe) => {
             (p.per_layer - model.ffn_params_one() * f64::from(moe.experts)) / tp + experts_per_layer
         }
         None => p.per_layer / tp,
     };
+    // Past the KV heads every rank also holds the rest of its replicated K/V head.
+    if s.tp > model.n_kv_heads {
+        per_layer += kv_replica_params(model, s.tp);
+    }
     let body = layers * per_layer;
     // Tied embeddings: the last stage keeps its own copy of the table for the output layer.
     let output = if model.tied_embeddings {
@@ -120,6 +124,13 @@ pub(crate) fn stage_params(model: &Model, s: &Strategy) -> StageParams {
         per_layer,
         experts: layers * experts_per_layer,
     }
+}
+
+/// Out of line: only tp past the KV heads (multi-query attention) replicates them.
+#[cold]
+#[inline(never)]
+fn kv_replica_params(model: &Model, tp: u32) -> f64 {
+    model.kv_replica_params_per_rank(tp)
 }
 
 pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> MemoryBreakdown {

@@ -245,8 +245,10 @@ impl Strategy {
                 n_heads: model.n_heads,
             });
         }
-        // Megatron splits the key/value heads over tp as well (it divides num_query_groups by tp).
-        if model.n_kv_heads % self.tp != 0 {
+        // Megatron splits the key/value heads over tp as well (it divides num_query_groups by
+        // tp); past them, each KV head is replicated over the tp/kv ranks whose query heads share
+        // it (BigCode's Megatron-LM multi-query attention), which needs tp to be a multiple.
+        if !kv_heads_split_or_replicate(model.n_kv_heads, self.tp) {
             return Err(Infeasible::TpKvHeads {
                 tp: self.tp,
                 n_kv_heads: model.n_kv_heads,
@@ -462,4 +464,11 @@ impl Strategy {
     pub fn ep_overlap_active(&self, job: &Job) -> bool {
         self.ep_overlap && self.ep > 1 && self.micro_batches(job) >= 2
     }
+}
+
+/// Whether `tp` ranks can hold `kv_heads` key/value heads: split evenly (tp divides them) or
+/// replicated evenly (tp a multiple of them, every head on tp/kv ranks).
+#[inline]
+pub fn kv_heads_split_or_replicate(kv_heads: u32, tp: u32) -> bool {
+    tp != 0 && kv_heads != 0 && (kv_heads % tp == 0 || tp % kv_heads == 0)
 }

@@ -186,7 +186,8 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
 
     // The layer's weight products on one GPU, forward, each timed at its own shape efficiency
     // (backward runs the same products transposed, so the same dimensions).
-    let kv = model.kv_dim();
+    // K and V split over tp up to the KV heads, replicated past them.
+    let kv = model.kv_dim_over_ranks(s.tp);
     let f = f64::from(model.ffn);
     let n_in = model.ffn_act.n_matrices() as f64 - 1.0;
     // Tokens one rank sends into its MoE layer: the etp ranks of an expert-tensor group gather
@@ -289,7 +290,7 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
     // their gradients in backward, overlapped with the attention blocks (Liu et al. 2023,
     // "Ring Attention", section 3).
     let cp_t = if s.cp > 1 {
-        let kv_bytes = Bytes(2.0 * tokens * model.kv_dim() * ACT_BYTES / tp);
+        let kv_bytes = Bytes(2.0 * tokens * kv * ACT_BYTES / tp);
         let cp_group = Group {
             size: s.cp,
             stride: s.tp,
@@ -376,6 +377,27 @@ fn dispatch_time(
             cluster.deduplicated_dispatch_time(Bytes(token_bytes), moe.top_k, moe.experts, group)
         }
     }
+}
+
+/// Replicated K/V heads (tp past the KV heads) receive a gradient from each rank's own query
+/// heads; the tp/kv ranks sharing a head all-reduce it once per step, after backward, as BigCode's
+/// Megatron-LM does for its replicated multi-query `key_value` layer. Out of line: only
+/// multi-query layouts call it.
+#[cold]
+#[inline(never)]
+fn kv_replica_sync_time(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Seconds {
+    let replicas = Group {
+        size: s.tp / model.n_kv_heads.max(1),
+        stride: 1,
+    };
+    let kv_params = model.kv_dim_over_ranks(s.tp) / f64::from(s.tp)
+        * (2.0 * f64::from(model.hidden))
+        * f64::from(s.max_layers_per_rank(model));
+    cluster.collective_time(
+        Collective::AllReduce,
+        Bytes(kv_params * job.grad_bytes),
+        replicas,
+    )
 }
 
 /// Memory-bound element-wise HBM traffic of one layer for `tokens` tokens of a micro-batch on one
@@ -521,12 +543,18 @@ pub(crate) fn step_time(
     let optimizer = Bytes(OPTIMIZER_TRAFFIC_BYTES * updated)
         / (cluster.accelerator.hbm_bandwidth * eff.hbm_fraction);
 
+    let kv_sync = if s.tp > model.n_kv_heads {
+        kv_replica_sync_time(model, cluster, job, s)
+    } else {
+        Seconds::ZERO
+    };
+
     let compute = mb.compute * mf;
-    let tp_comm = mb.tp * mf;
+    let tp_comm = mb.tp * mf + kv_sync;
     let cp_comm = mb.cp * mf;
     let pp_comm = mb.pp * mf;
     let ep_comm = mb.ep * mf;
-    let step = per_mb * mf + bubble + dp_t + optimizer;
+    let step = per_mb * mf + bubble + dp_t + optimizer + kv_sync;
     (
         TimeBreakdown {
             compute,
@@ -1009,5 +1037,54 @@ mod tests {
         };
         let c = evaluate(&model, &cluster, &job, &with_sp).unwrap();
         assert!(c.time.tp_comm.get() < a.time.tp_comm.get());
+    }
+
+    #[test]
+    fn tensor_parallelism_past_the_kv_heads_replicates_them() {
+        // StarCoder 15.5B (one KV head) on tp 4 × pp 4 × dp 32, as BigCode trained it: each rank
+        // computes Q for 12 heads and K, V for the whole shared head.
+        let model = trainplan_model::testing::starcoder_15b();
+        let (cluster, job) = (a100(512), crate::testing::job(512));
+        let job = crate::Job {
+            seq_len: 8192,
+            ..job
+        };
+        let s = crate::Strategy {
+            micro_batch: 1,
+            ..strategy(32, 4, 4)
+        };
+        let mqa = evaluate(&model, &cluster, &job, &s).unwrap();
+        // The same layout on a model with four KV heads splits them one per rank: the per-rank
+        // products, activations and memory are those of the replicated head, and only the MQA
+        // model all-reduces the copies' gradients over its four replicas.
+        let gqa4 = trainplan_model::Model {
+            n_kv_heads: 4,
+            ..model.clone()
+        };
+        let split = evaluate(&gqa4, &cluster, &job, &s).unwrap();
+        assert_eq!(mqa.time.compute, split.time.compute);
+        assert_eq!(mqa.memory.activations, split.memory.activations);
+        // Same per-rank weights too: beyond its quarter of the one head, each MQA rank holds the
+        // other 96 columns of K and of V on each of its 10 layers, which is exactly a
+        // 4-KV-head model's one-head share.
+        let extra = model.kv_replica_params_per_rank(4) * 10.0;
+        assert_eq!(extra, 10.0 * 96.0 * (2.0 * 6144.0 + 2.0));
+        let gap = (mqa.memory.weights - split.memory.weights).get().abs();
+        assert!(gap < 1.0, "{gap}");
+        let sync = mqa.time.tp_comm - split.time.tp_comm;
+        assert!(
+            sync.get() > 0.0 && sync.get() < 0.01 * mqa.time.step.get(),
+            "{sync:?}"
+        );
+        assert!((mqa.time.step - split.time.step - sync).get().abs() < 1e-9);
+        // tp 6 neither divides four KV heads nor is a multiple of them.
+        let six = crate::Strategy { dp: 21, tp: 6, ..s };
+        assert_eq!(
+            evaluate(&gqa4, &a100(504), &job, &six).unwrap_err(),
+            crate::Infeasible::TpKvHeads {
+                tp: 6,
+                n_kv_heads: 4
+            }
+        );
     }
 }

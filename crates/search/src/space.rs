@@ -81,6 +81,10 @@ pub struct SpaceSpec {
     /// Also try MoE layouts that keep experts whole (etp 1) when tp > 1; off for frameworks
     /// without Megatron-Core's MoE parallel folding.
     pub whole_experts: bool,
+    /// Also try tp past the key/value heads, each KV head replicated over the tp/kv ranks that
+    /// share it (BigCode's Megatron-LM multi-query attention); off because Megatron-Core and
+    /// torchtitan need tp to divide the KV heads.
+    pub replicate_kv_heads: bool,
 }
 
 impl SpaceSpec {
@@ -106,6 +110,7 @@ impl SpaceSpec {
             ep_comm_overlap: false,
             ep_dispatcher: EpDispatcher::AllToAll,
             whole_experts: true,
+            replicate_kv_heads: false,
         }
     }
 

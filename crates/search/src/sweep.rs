@@ -270,7 +270,10 @@ impl SearchBuilder {
                 let cluster = (ti * spec.n_gpus.len() + ni) as u32;
                 for (ji, &g) in spec.global_batch.iter().enumerate() {
                     for tp in 1..=max_tp.min(n) {
-                        if n % tp != 0 || model.n_heads % tp != 0 || model.n_kv_heads % tp != 0 {
+                        if n % tp != 0
+                            || model.n_heads % tp != 0
+                            || !kv_layout_allowed(&spec, model.n_kv_heads, tp)
+                        {
                             continue;
                         }
                         for &cp in &spec.cp {
@@ -667,5 +670,14 @@ impl Search {
                 }
             }
         }
+    }
+}
+/// Whether the sweep tries `tp` for a model with `kv_heads` key/value heads: tp dividing them,
+/// or, when the scenario allows replicated heads, a multiple of them.
+fn kv_layout_allowed(spec: &SpaceSpec, kv_heads: u32, tp: u32) -> bool {
+    if spec.replicate_kv_heads {
+        trainplan_parallel::kv_heads_split_or_replicate(kv_heads, tp)
+    } else {
+        kv_heads % tp == 0
     }
 }

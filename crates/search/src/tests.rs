@@ -410,6 +410,33 @@ fn whole_experts_can_be_ruled_out_for_frameworks_without_folding() {
 }
 
 #[test]
+fn replicated_kv_heads_are_swept_only_when_asked() {
+    // A 13B GPT with two KV heads: tp 4 and 8 replicate each head over 2 and 4 ranks, which
+    // Megatron-Core and torchtitan cannot run, so the default space stops at tp 2.
+    let model = trainplan_model::Model {
+        n_kv_heads: 2,
+        ..gpt3_13b()
+    };
+    let run = |replicate: bool| {
+        let mut spec = small_spec();
+        spec.n_gpus = vec![16];
+        spec.replicate_kv_heads = replicate;
+        SearchBuilder::new(model.clone(), job(256, 260e9), spec)
+            .top_k(5000)
+            .build()
+            .unwrap()
+            .run(None)
+            .unwrap()
+    };
+    let (split, replicated) = (run(false), run(true));
+    assert!(split.plans.iter().all(|p| p.strategy.tp <= 2));
+    for tp in [4, 8] {
+        assert!(replicated.plans.iter().any(|p| p.strategy.tp == tp), "{tp}");
+    }
+    assert!(split.stats.strategies < replicated.stats.strategies);
+}
+
+#[test]
 fn shard_parses_k_of_n() {
     assert_eq!(
         "2/8".parse::<Shard>().unwrap(),

@@ -208,9 +208,13 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
     let overlap = t
         .tp_overlap
         .unwrap_or_else(|| assumes_tp_overlap(&run.cluster.accelerator));
+    // A stated tp past the KV heads is priced with the heads replicated (the run did it); a
+    // chosen one splits them, as Megatron-Core and torchtitan require and the sweep's default.
     let tps: Vec<u32> = match t.tp {
         Some(tp) => vec![tp],
-        None => divisors(gpn.min(n)).collect(),
+        None => divisors(gpn.min(n))
+            .filter(|tp| run.model.n_kv_heads % tp == 0)
+            .collect(),
     };
     let mut best: Option<(Prediction, bool)> = None;
     let mut first_err: Option<Infeasible> = None;
@@ -482,6 +486,31 @@ mod tests {
         assert!(p.chosen.micro_batch && !p.chosen.tp && !p.chosen.zero);
         assert!(p.choices().contains("micro_batch="), "{}", p.choices());
         assert!(p.estimate.fits());
+    }
+
+    #[test]
+    fn a_stated_tp_past_the_kv_heads_replicates_them_and_a_chosen_one_splits_them() {
+        // Multi-query attention (one KV head): a run that states tp 4 is priced with the head
+        // replicated, as BigCode's Megatron-LM trained StarCoder; a run that leaves tp open is
+        // given tp 1, the only degree that splits a single head.
+        let mqa = || trainplan_model::Model {
+            n_kv_heads: 1,
+            ..trainplan_model::testing::gpt3("gpt3-13b", 40, 5120, 40)
+        };
+        let stated = Template {
+            tp: Some(4),
+            pp: Some(2),
+            ..Template::default()
+        };
+        let p = predict(&run(mqa(), stated)).unwrap();
+        assert_eq!((p.strategy.tp, p.strategy.pp, p.strategy.dp), (4, 2, 8));
+        let open = Template {
+            pp: Some(2),
+            ..Template::default()
+        };
+        let p = predict(&run(mqa(), open)).unwrap();
+        assert!(p.chosen.tp);
+        assert_eq!(p.strategy.tp, 1);
     }
 
     #[test]
