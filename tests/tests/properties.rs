@@ -42,8 +42,8 @@ fn count(max: u32) -> impl Strategy<Value = u32> {
     ]
 }
 
-/// A model within the loader's bounds; hidden is built from heads × head size so that most
-/// models are valid, and the rest exercise `Model::validate`.
+/// A model within the loader's bounds; hidden is mostly built from heads × head size, and
+/// otherwise the heads are wider or narrower than hidden / n_heads (as Qwen3's and Gemma's are).
 fn arb_model() -> impl Strategy<Value = Model> {
     (
         (count(10_000), count(4096), count(512), any::<bool>()),
@@ -83,6 +83,9 @@ fn arb_model() -> impl Strategy<Value = Model> {
                     hidden,
                     n_heads,
                     n_kv_heads: (n_heads / kv_div.min(n_heads)).max(1),
+                    // hidden / n_heads when hidden was built from them; wider or narrower heads
+                    // otherwise, as Qwen3 and Gemma have.
+                    head_dim,
                     ffn: match raw_ffn {
                         None => hidden.saturating_mul(ffn_mult).min(10_000_000),
                         Some(()) => ffn_mult.saturating_mul(997),

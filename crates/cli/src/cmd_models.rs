@@ -17,7 +17,7 @@ pub struct Args {
 }
 
 /// Columns of the listing; stable, new ones go at the end.
-const COLUMNS: [&str; 12] = [
+const COLUMNS: [&str; 14] = [
     "id",
     "name",
     "params",
@@ -30,6 +30,8 @@ const COLUMNS: [&str; 12] = [
     "seq_len",
     "ffn_act",
     "published_params",
+    "head_dim",
+    "active_params",
 ];
 
 pub fn run(args: &Args, db: &Database) -> anyhow::Result<()> {
@@ -59,5 +61,7 @@ fn row(p: &ModelPreset) -> Vec<String> {
         p.published_params
             .map(|x| format!("{}", x.round() as u64))
             .unwrap_or_default(),
+        m.head_dim.to_string(),
+        (m.params().active.round() as u64).to_string(),
     ]
 }

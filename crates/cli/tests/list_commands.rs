@@ -72,7 +72,7 @@ fn models_csv_has_plain_integer_params() {
     let rows = csv_rows(&stdout_of(&["models", "--format", "csv"]));
     assert_eq!(
         rows[0].join(","),
-        "id,name,params,n_layers,hidden,n_heads,n_kv_heads,ffn,vocab,seq_len,ffn_act,published_params"
+        "id,name,params,n_layers,hidden,n_heads,n_kv_heads,ffn,vocab,seq_len,ffn_act,published_params,head_dim,active_params"
     );
     assert!(rows.len() > 31);
     for row in &rows[1..] {
@@ -84,6 +84,19 @@ fn models_csv_has_plain_integer_params() {
         .expect("llama3-70b");
     assert_eq!(llama[2], "70553706496");
     assert_eq!(llama[6], "8");
+    assert_eq!(
+        (llama[12].as_str(), llama[13].as_str()),
+        ("128", "70553706496")
+    );
+    // Qwen3's heads are 128 wide on a 2048 or 4096 hidden size, and its MoE layers route each
+    // token to 8 of 128 experts: 3.3B of 30.5B and 22B of 235B parameters active (Qwen3
+    // Technical Report, Table 2 and the model names).
+    for (id, active) in [("qwen3-30b-a3b", 3.3e9), ("qwen3-235b-a22b", 22e9)] {
+        let q = rows.iter().find(|r| r[0] == id).expect(id);
+        assert_eq!(q[12], "128", "{id}");
+        let got: f64 = q[13].parse().expect("integer");
+        assert!((got / active - 1.0).abs() < 0.02, "{id}: {got}");
+    }
 }
 
 #[test]

@@ -16,6 +16,7 @@ struct ModelFile {
     hidden: u32,
     n_heads: u32,
     n_kv_heads: Option<u32>,
+    head_dim: Option<u32>,
     ffn: u32,
     ffn_act: ActivationFile,
     vocab: u32,
@@ -65,12 +66,18 @@ pub(crate) fn parse_model(path: &str, text: &str) -> Result<ModelPreset, IoError
     if let Some(p) = f.published_params {
         c.positive("", "published_params", p)?;
     }
+    let head_dim = match f.head_dim {
+        Some(d) => d,
+        None => Model::default_head_dim(f.hidden, f.n_heads)
+            .map_err(|e| c.error("", "n_heads", e.to_string()))?,
+    };
     let model = Model {
         id: f.id,
         n_layers: f.n_layers,
         hidden: f.hidden,
         n_heads: f.n_heads,
         n_kv_heads: f.n_kv_heads.unwrap_or(f.n_heads),
+        head_dim,
         ffn: f.ffn,
         vocab: f.vocab,
         max_seq_len: f.seq_len,

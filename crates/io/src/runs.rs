@@ -121,6 +121,9 @@ pub struct RunRow {
     /// trainplan's optional column: `alltoall` or `deepep`, how the expert all-to-all moves
     /// tokens (see `[strategy] ep_dispatcher`); empty lets `validate` try both.
     pub ep_dispatcher: Option<String>,
+    /// trainplan's optional column: the width of one attention head, for models whose heads
+    /// are not hidden / n_heads wide (Qwen3, Gemma); empty means hidden / n_heads.
+    pub head_dim: Option<u32>,
 }
 
 /// Reads a runs CSV.
@@ -358,6 +361,7 @@ pub fn parse_runs(path: &str, bytes: &[u8]) -> Result<Vec<RunRow>, IoError> {
                 "ep_dispatcher",
                 &EpDispatcher::ALL.map(EpDispatcher::as_str),
             )?,
+            head_dim: uint("head_dim")?,
         });
     }
     if rows.is_empty() {
@@ -602,12 +606,18 @@ impl RunRow {
             (Some(experts), Some(top_k)) => Some(Moe { experts, top_k }),
             _ => None,
         };
+        let head_dim = match self.head_dim {
+            Some(d) => d,
+            None => Model::default_head_dim(hidden, n_heads)
+                .map_err(|e| Skip(format!("invalid architecture: {e}")))?,
+        };
         let model = Model {
             id: self.name.clone(),
             n_layers: self.n_layers.ok_or_else(|| missing("n_layers"))?,
             hidden,
             n_heads,
             n_kv_heads: self.n_kv_heads.unwrap_or(n_heads),
+            head_dim,
             ffn,
             vocab: self.vocab.ok_or_else(|| missing("vocab"))?,
             max_seq_len: seq_len,

@@ -68,6 +68,8 @@ pub struct ModelSection {
     pub n_heads: Option<u32>,
     /// Key/value heads (default: n_heads).
     pub n_kv_heads: Option<u32>,
+    /// Width of one attention head (default: hidden / n_heads).
+    pub head_dim: Option<u32>,
     /// FFN inner size (default: 4 × hidden).
     pub ffn: Option<u32>,
     /// `gelu` or `swiglu` (default gelu).
@@ -542,6 +544,7 @@ fn build_model(
             ("hidden", m.hidden.is_some()),
             ("n_heads", m.n_heads.is_some()),
             ("n_kv_heads", m.n_kv_heads.is_some()),
+            ("head_dim", m.head_dim.is_some()),
             ("ffn", m.ffn.is_some()),
             ("ffn_act", m.ffn_act.is_some()),
             ("vocab", m.vocab.is_some()),
@@ -597,12 +600,14 @@ fn build_model(
             ))
         }
     };
-    let model = Model {
+    let mut model = Model {
         id: "inline".into(),
         n_layers: need("n_layers", m.n_layers)?,
         hidden,
         n_heads,
         n_kv_heads: m.n_kv_heads.unwrap_or(n_heads),
+        // Filled in below, once the sizes are known to be in range.
+        head_dim: m.head_dim.unwrap_or(0),
         ffn: m.ffn.unwrap_or(hidden.saturating_mul(4)),
         vocab: need("vocab", m.vocab)?,
         max_seq_len: need("seq_len", m.seq_len)?,
@@ -620,6 +625,7 @@ fn build_model(
         ("n_layers", model.n_layers, 10_000),
         ("hidden", model.hidden, 1_000_000),
         ("n_heads", model.n_heads, 100_000),
+        ("head_dim", model.head_dim, 100_000),
         ("ffn", model.ffn, 10_000_000),
         ("vocab", model.vocab, 100_000_000),
         ("seq_len", model.max_seq_len, 10_000_000),
@@ -630,6 +636,10 @@ fn build_model(
                 format!("{v} is beyond any real model (at most {max})"),
             ));
         }
+    }
+    if m.head_dim.is_none() {
+        model.head_dim = Model::default_head_dim(hidden, n_heads)
+            .map_err(|e| field_err("n_heads", e.to_string()))?;
     }
     model.validate().map_err(|e| {
         let key = match e {

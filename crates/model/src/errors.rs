@@ -14,7 +14,7 @@ pub enum ModelError {
     },
     /// Heads do not divide the hidden size.
     #[error(
-        "n_heads = {n_heads} does not divide hidden = {hidden}; pick a head count that divides it"
+        "n_heads = {n_heads} does not divide hidden = {hidden}; pick a head count that divides it, or give head_dim for a model whose heads are not hidden / n_heads wide"
     )]
     HeadsDoNotDivideHidden {
         /// Hidden size.

@@ -62,7 +62,8 @@ impl Model {
         let matmul_weights = l * (self.attention_params() + ffn_active);
         FlopsPerToken {
             layers_matmul_fwd: Flops(2.0 * matmul_weights),
-            attention_fwd: Flops(4.0 * l * h * s),
+            // Scores and values over every head: 4·s·(n_heads·head_dim) per token and layer.
+            attention_fwd: Flops(4.0 * l * self.q_dim() * s),
             logits_fwd: Flops(2.0 * h * f64::from(self.vocab)),
         }
     }

@@ -81,6 +81,10 @@ pub struct Model {
     pub n_heads: u32,
     /// Key/value heads (equal to `n_heads` for multi-head attention).
     pub n_kv_heads: u32,
+    /// Width of one attention head: `hidden / n_heads` for most models; wider in those that
+    /// project queries, keys and values to more than the hidden size (Qwen3 and Gemma use 128
+    /// or 256 whatever their hidden size).
+    pub head_dim: u32,
     /// Feed-forward inner size (per expert for MoE).
     pub ffn: u32,
     /// Vocabulary size V.
@@ -121,8 +125,20 @@ pub struct ParamCounts {
 }
 
 impl Model {
-    /// Checks the architecture: every count positive, heads divide the hidden size, KV heads divide
-    /// the heads, MoE top-k within the experts.
+    /// The usual head width, `hidden / n_heads`, for a file that does not state `head_dim`: an
+    /// error when the heads do not divide the hidden size.
+    pub fn default_head_dim(hidden: u32, n_heads: u32) -> Result<u32, ModelError> {
+        if n_heads == 0 {
+            return Err(ModelError::Zero { field: "n_heads" });
+        }
+        if hidden % n_heads != 0 {
+            return Err(ModelError::HeadsDoNotDivideHidden { hidden, n_heads });
+        }
+        Ok(hidden / n_heads)
+    }
+
+    /// Checks the architecture: every count positive (head_dim too), KV heads divide the heads,
+    /// MoE top-k within the experts.
     pub fn validate(&self) -> Result<(), ModelError> {
         let positive = [
             ("n_layers", self.n_layers),
@@ -138,11 +154,8 @@ impl Model {
                 return Err(ModelError::Zero { field });
             }
         }
-        if self.hidden % self.n_heads != 0 {
-            return Err(ModelError::HeadsDoNotDivideHidden {
-                hidden: self.hidden,
-                n_heads: self.n_heads,
-            });
+        if self.head_dim == 0 {
+            return Err(ModelError::Zero { field: "head_dim" });
         }
         if self.n_kv_heads > self.n_heads || self.n_heads % self.n_kv_heads != 0 {
             return Err(ModelError::KvHeads {
@@ -164,7 +177,14 @@ impl Model {
     /// Size of one attention head.
     #[inline]
     pub fn head_dim(&self) -> u32 {
-        self.hidden / self.n_heads
+        self.head_dim
+    }
+
+    /// Width of the query projection and of the attention output, `n_heads · head_dim`: the
+    /// hidden size unless the model widens its heads.
+    #[inline]
+    pub fn q_dim(&self) -> f64 {
+        f64::from(self.n_heads) * f64::from(self.head_dim)
     }
 
     /// Width of the key (and of the value) projection: `n_kv_heads · head_dim`.
@@ -199,11 +219,12 @@ impl Model {
         excess * per_width
     }
 
-    /// Parameters of the attention projections of one layer: Q and O are h×h, K and V are h×kv_dim.
+    /// Parameters of the attention projections of one layer: Q and O are h×q_dim (h×h unless the
+    /// heads are widened), K and V are h×kv_dim.
     #[inline]
     pub fn attention_params(&self) -> f64 {
         let h = f64::from(self.hidden);
-        2.0 * h * h + 2.0 * h * self.kv_dim()
+        2.0 * h * self.q_dim() + 2.0 * h * self.kv_dim()
     }
 
     /// Parameters of one expert's (or the dense) feed-forward block.
@@ -226,7 +247,7 @@ impl Model {
         let mut attention = self.attention_params();
         let mut ffn_one = self.ffn_params_one();
         if self.linear_bias {
-            attention += h + 2.0 * self.kv_dim() + h;
+            attention += self.q_dim() + 2.0 * self.kv_dim() + h;
             ffn_one += f64::from(self.ffn) * (self.ffn_act.n_matrices() as f64 - 1.0) + h;
         }
         let (ffn_all, ffn_active) = match self.moe {
@@ -271,6 +292,7 @@ pub mod testing {
             hidden,
             n_heads,
             n_kv_heads: n_heads,
+            head_dim: hidden / n_heads,
             ffn: 4 * hidden,
             vocab: 50257,
             max_seq_len: 2048,
@@ -310,6 +332,7 @@ pub mod testing {
             hidden: 8192,
             n_heads: 64,
             n_kv_heads: 8,
+            head_dim: 128,
             ffn: 28672,
             vocab: 128256,
             max_seq_len: 8192,
@@ -369,6 +392,51 @@ mod tests {
     }
 
     #[test]
+    fn widened_heads_widen_q_and_o_not_k_and_v_beyond_their_heads() {
+        // Qwen3-30B-A3B (Qwen3 Technical Report, Table 2): 32 query heads of 128 on hidden 2048,
+        // so Q and O are 2048 × 4096 and K, V 2048 × 512; read as hidden / heads (64-wide heads)
+        // every layer would lose 2 × 2048 × 2048 + 2 × 2048 × 256 = 9.4M attention weights.
+        let qwen = Model {
+            id: "qwen3-30b-a3b".into(),
+            n_layers: 48,
+            hidden: 2048,
+            n_heads: 32,
+            n_kv_heads: 4,
+            head_dim: 128,
+            ffn: 768,
+            vocab: 151936,
+            max_seq_len: 4096,
+            ffn_act: FfnActivation::Swiglu,
+            tied_embeddings: false,
+            positions: Positions::Rotary,
+            linear_bias: false,
+            dropout: false,
+            moe: Some(Moe {
+                experts: 128,
+                top_k: 8,
+            }),
+        };
+        assert_eq!(qwen.q_dim(), 4096.0);
+        assert_eq!(qwen.kv_dim(), 512.0);
+        assert_eq!(
+            qwen.attention_params(),
+            2.0 * 2048.0 * 4096.0 + 2.0 * 2048.0 * 512.0
+        );
+        let narrow = Model {
+            head_dim: 64,
+            ..qwen.clone()
+        };
+        let lost = qwen.params().per_layer - narrow.params().per_layer;
+        assert_eq!(lost, 2.0 * 2048.0 * 2048.0 + 2.0 * 2048.0 * 256.0);
+        // 30.5B in all as published, 3.3B active.
+        assert!(within(qwen.params().total, 30.5e9, 0.005));
+        assert!(within(qwen.params().active, 3.3e9, 0.02));
+        // Attention scores and values scale with the query width: 4·l·(32·128)·s per token.
+        let f = qwen.flops_per_token(4096).attention_fwd.get();
+        assert_eq!(f, 4.0 * 48.0 * 4096.0 * 4096.0);
+    }
+
+    #[test]
     fn llama3_70b_has_70_6b_parameters() {
         let p = llama3_70b().params();
         assert!(within(p.total, 70.6e9, 0.01), "{}", p.total);
@@ -393,11 +461,16 @@ mod tests {
 
     #[test]
     fn validation_rejects_bad_heads() {
+        assert!(matches!(
+            Model::default_head_dim(12288, 7),
+            Err(ModelError::HeadsDoNotDivideHidden { .. })
+        ));
+        assert_eq!(Model::default_head_dim(12288, 96), Ok(128));
         let mut m = gpt3_175b();
-        m.n_heads = 7;
+        m.head_dim = 0;
         assert!(matches!(
             m.validate(),
-            Err(ModelError::HeadsDoNotDivideHidden { .. })
+            Err(ModelError::Zero { field: "head_dim" })
         ));
         let mut m = llama3_70b();
         m.n_kv_heads = 3;

@@ -85,12 +85,15 @@ impl Model {
         // The projection's input is the attention output. A fused kernel keeps that output in 16
         // bits for its own backward, so an fp8 projection adds its cast beside it; an unfused
         // backward never reads it, so only the projection's copy is kept.
+        // Q and the attention output are n_heads·head_dim wide (the hidden size unless the heads
+        // are widened).
+        let sbq = s * b * self.q_dim();
         let projection = match (cfg.fp8_linear_inputs, cfg.flash_attention) {
             (false, _) => 2.0,
             (true, true) => 2.0 + 1.0,
             (true, false) => 1.0,
-        } * sbh;
-        let attention = 2.0 * sbh + 2.0 * kv + projection;
+        } * sbq;
+        let attention = 2.0 * sbq + 2.0 * kv + projection;
         let f = f64::from(self.ffn);
         let k = self.moe.map_or(1.0, |m| f64::from(m.top_k));
         let ffn = match self.ffn_act {
@@ -210,6 +213,33 @@ mod tests {
         let expected = 2048.0 * 12288.0 * 34.0 / 8.0;
         assert!((got - expected).abs() < 1.0, "{got}");
         assert!((got * 96.0 / 1e9 - 10.27).abs() < 0.01);
+    }
+
+    #[test]
+    fn widened_heads_keep_wider_queries_and_attention_outputs() {
+        // Heads twice hidden / n_heads wide double Q, K, V (multi-head: the 96 KV heads widen
+        // too) and the attention output (the projection's input), each kept in 16 bits:
+        // 2·s·b·Δ for Q, 4·s·b·Δ for K and V and 2·s·b·Δ for the output, while the layer's input
+        // and FFN keep their hidden-size shapes.
+        let narrow = gpt3_175b();
+        let wide = Model {
+            head_dim: 256,
+            ..narrow.clone()
+        };
+        let c = ActivationConfig {
+            flash_attention: true,
+            ..cfg(1, false, Recompute::None)
+        };
+        let extra =
+            wide.activation_bytes_per_layer(&c).get() - narrow.activation_bytes_per_layer(&c).get();
+        let dq = 96.0 * 256.0 - 12288.0;
+        assert_eq!(extra, 8.0 * 2048.0 * dq);
+        // Full recomputation keeps only the hidden-wide layer input either way.
+        let full = cfg(1, false, Recompute::Full);
+        assert_eq!(
+            wide.activation_bytes_per_layer(&full),
+            narrow.activation_bytes_per_layer(&full)
+        );
     }
 
     #[test]

@@ -168,10 +168,10 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
     let h = f64::from(model.hidden);
     let layers = f64::from(s.max_layers_per_rank(model));
 
-    // Attention scores and values, forward: 4·s·h per token over the full square, halved by a
+    // Attention scores and values, forward: 4·s·(n_heads·head_dim) per token over the full square, halved by a
     // causal fused kernel that skips masked blocks (Dao 2023, FlashAttention-2, section 3.1).
     let causal = if s.flash_attention { 0.5 } else { 1.0 };
-    let attn_fwd = Flops(4.0 * tokens * seq * h * causal / tp);
+    let attn_fwd = Flops(4.0 * tokens * seq * model.q_dim() * causal / tp);
 
     let mm_peak = cluster.peak_or_bf16(job.precision.matmul_dtype());
     let mm_fraction = if job.precision == crate::Precision::Fp8 {
@@ -206,8 +206,9 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
         }
         None => (tokens, 1.0, tp),
     };
-    let mm_t = gemm(tokens, (h + 2.0 * kv) / tp, h, mm_rate, d0)
-        + gemm(tokens, h, h / tp, mm_rate, d0)
+    let q = model.q_dim();
+    let mm_t = gemm(tokens, (q + 2.0 * kv) / tp, h, mm_rate, d0)
+        + gemm(tokens, h, q / tp, mm_rate, d0)
         + (gemm(ffn_tokens, n_in * f / ffn_split, h, mm_rate, d0)
             + gemm(ffn_tokens, h, f / ffn_split, mm_rate, d0))
             * ffn_count;
