@@ -128,6 +128,9 @@ fn the_promised_presets_are_bundled() {
         "llama3.1-405b",
         "mpt-7b",
         "mpt-30b",
+        "mixtral-8x7b",
+        "qwen3-30b-a3b",
+        "qwen3-235b-a22b",
     ];
     for id in ids {
         let p = db.model(id, &here).expect("preset is bundled");
