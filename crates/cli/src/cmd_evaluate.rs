@@ -402,7 +402,7 @@ fn gradient_layout(job: &Job, s: &Strategy) -> String {
 }
 
 /// Writes the explanation of one plan.
-fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String {
+pub(crate) fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) -> String {
     let mut o = String::new();
     let m = &sc.model;
     let p = m.params();

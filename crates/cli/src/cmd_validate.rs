@@ -36,6 +36,11 @@ pub struct Args {
     /// accuracy to expect on runs unlike any the calibration has seen.
     #[arg(long)]
     pub cross_validate: bool,
+    /// Explain one run (by its `name`) as `trainplan explain` explains a scenario: the layout
+    /// predicted for it, what validate chose, and each number with its formula, beside what was
+    /// measured.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["fit", "cross_validate", "output", "format"])]
+    pub explain: Option<String>,
 }
 
 /// One row of output.
@@ -448,6 +453,9 @@ pub fn run(args: &Args, db: &Database) -> anyhow::Result<()> {
             cross_validate(&obs, &path)
         };
     }
+    if let Some(name) = &args.explain {
+        return explain_run(&rows, name, db, &path);
+    }
     let predicted = predict_rows(&rows, db, &path);
     let summary = summarise(&predicted);
     let format = Format::or_default(args.format, args.output.as_ref());
@@ -465,6 +473,103 @@ pub fn run(args: &Args, db: &Database) -> anyhow::Result<()> {
         Format::Table => to_table(&predicted, &summary).into_bytes(),
     };
     emit(args.output.as_ref(), &bytes)
+}
+
+/// `--explain NAME`: one run's prediction written for a person, after what was measured.
+fn explain_run(rows: &[RunRow], name: &str, db: &Database, path: &str) -> anyhow::Result<()> {
+    let Some(row) = rows.iter().find(|r| r.name == name) else {
+        let examples: Vec<&str> = rows.iter().take(3).map(|r| r.name.as_str()).collect();
+        anyhow::bail!(
+            "{path}: no run named `{name}` (column `name`; this file's runs are named like {})",
+            examples.join(", ")
+        );
+    };
+    let at = format!("{path}:{}", row.line);
+    let spec = row
+        .to_spec(db, path)
+        .map_err(|skip| anyhow::anyhow!("{at}: run `{name}` is skipped: {}", skip.0))?;
+    let p =
+        predict(&spec).map_err(|e| anyhow::anyhow!("{at}: run `{name}`: no valid layout: {e}"))?;
+    let e = &p.estimate;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# Run {name} ({at}, source {})
+",
+        row.source_id
+    );
+    let vs = |label: &str, measured: Option<f64>, predicted: f64, unit: &str, digits: usize| {
+        match measured {
+            Some(m) => format!(
+                "- {label}: measured {m:.digits$}{unit}, predicted {predicted:.digits$}{unit} ({:+.1}%).",
+                100.0 * (predicted - m) / m
+            ),
+            None => format!("- {label}: not measured, predicted {predicted:.digits$}{unit}."),
+        }
+    };
+    let tokens = row
+        .measured_tokens_per_s_per_gpu
+        .filter(|_| row.measured_oom != Some(true));
+    let _ = writeln!(
+        out,
+        "{}",
+        vs("tokens/s per GPU", tokens, e.tokens_per_s_per_gpu, "", 1)
+    );
+    let _ = writeln!(
+        out,
+        "{}",
+        vs(
+            "memory per GPU",
+            row.measured_mem_gib,
+            e.memory.total.gib(),
+            " GiB",
+            2
+        )
+    );
+    let oom = match row.measured_oom {
+        Some(true) => "ran out of memory",
+        Some(false) => "ran",
+        None => "not stated",
+    };
+    let _ = writeln!(
+        out,
+        "- out of memory: the run {oom}; predicted to {}.",
+        if e.fits() { "fit" } else { "not fit" }
+    );
+    let choices = p.choices();
+    let _ = writeln!(
+        out,
+        "- chosen where the row is silent: {}.\n",
+        if choices.is_empty() {
+            "nothing (the row states the whole layout)".to_string()
+        } else {
+            choices.replace(';', ", ")
+        }
+    );
+    let sc = trainplan_io::scenario::Scenario {
+        path: at,
+        model: spec.model.clone(),
+        model_name: row.model.clone(),
+        cluster: trainplan_io::scenario::ClusterSpec {
+            accelerator: spec.cluster.accelerator.clone(),
+            node: spec.cluster.node.clone(),
+            n_gpus: Some(spec.cluster.n_gpus),
+        },
+        job: spec.job,
+        price_usd_per_gpu_hour: spec.cluster.accelerator.price_usd_per_gpu_hour,
+        deadline_days: None,
+        budget_usd: None,
+        strategy: Some(p.strategy),
+        sweep: None,
+        text: String::new(),
+    };
+    out.push_str(&crate::cmd_evaluate::explanation(
+        &sc,
+        &spec.cluster,
+        &p.strategy,
+        e,
+    ));
+    emit(None, out.as_bytes())
 }
 
 /// The runs that ran and have a measured throughput, ready to fit.

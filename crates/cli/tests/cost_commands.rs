@@ -209,6 +209,53 @@ fn validate_reports_unmodellable_rows_as_skipped() {
     );
 }
 
+#[test]
+fn validate_explains_one_run_beside_its_measurements() {
+    // The torchtitan row predicted furthest from its measurement: the explanation shows the
+    // measured and predicted figures, what validate chose, and the plan's reasoning.
+    let runs = path("tests/data/runs-public.csv");
+    let out = trainplan(&["validate", &runs, "--explain", "S6-r284"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    let csv = trainplan(&["validate", &runs, "--format", "csv"]);
+    let row = text(&csv.stdout)
+        .lines()
+        .find(|l| l.starts_with("S6-r284,"))
+        .expect("the row is in the csv")
+        .to_string();
+    let predicted = row.split(',').nth(5).unwrap();
+    for needle in [
+        "# Run S6-r284",
+        "measured 3708.5",
+        &format!("predicted {predicted} ("),
+        "chosen where the row is silent: sequence_parallel=true, tp_comm_overlap=true",
+        "## Memory per GPU",
+        "## Time per step",
+        "## Binding constraint",
+    ] {
+        assert!(s.contains(needle), "missing {needle:?} in\n{s}");
+    }
+    // An unknown name and a skipped row are bad input (exit 1) with the file and the reason.
+    let out = trainplan(&["validate", &runs, "--explain", "S6-r999"]);
+    assert_eq!(out.status.code(), Some(1));
+    let e = text(&out.stderr);
+    assert!(
+        e.contains("no run named `S6-r999`") && e.contains("S1-r1"),
+        "{e}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::fs::read_to_string(root().join("tests/data/runs-public.csv")).unwrap();
+    let mut lines = src.lines();
+    let header = lines.next().unwrap();
+    let bad = lines.next().unwrap().replacen("h100-sxm", "tpu-v9", 1);
+    let file = dir.path().join("runs.csv");
+    std::fs::write(&file, format!("{header}\n{bad}\n")).unwrap();
+    let out = trainplan(&["validate", file.to_str().unwrap(), "--explain", "S1-r1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let e = text(&out.stderr);
+    assert!(e.contains("runs.csv:2") && e.contains("tpu-v9"), "{e}");
+}
+
 /// Fails when `stored` (under the repository root) is not what `validate runs --format csv` prints.
 fn assert_residuals_fresh(runs: &str, stored: &str) {
     // Run from the repository root so the file label inside the output is the same relative path.
