@@ -674,7 +674,8 @@ fn cross_validate(obs: &[Observation], path: &str) -> anyhow::Result<()> {
     let mut out =
         format!("# leave-one-source-out on {path}: factors refitted without each source\n");
     let mut all = Vec::new();
-    for (source, errors) in &folds {
+    for fold in &folds {
+        let (source, errors) = (&fold.source, &fold.errors);
         let s = ErrorSummary::of(errors);
         let mut signed = errors.clone();
         signed.sort_by(f64::total_cmp);
@@ -689,6 +690,25 @@ fn cross_validate(obs: &[Observation], path: &str) -> anyhow::Result<()> {
         all.extend_from_slice(errors);
     }
     let s = ErrorSummary::of(&all);
+    // The factors each fold fitted, so a reader sees which ones the sources agree on.
+    let factors = folds
+        .iter()
+        .map(|fold| {
+            let values: Vec<String> = fold
+                .params
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{} {:.3} ({})",
+                        p.field.as_str(),
+                        p.value,
+                        p.accelerators.join(", ")
+                    )
+                })
+                .collect();
+            format!("#   without {}: {}\n", fold.source, values.join("; "))
+        })
+        .collect::<String>();
     let _ = writeln!(
         out,
         "all held-out runs: {} runs, median abs rel error {:.1}%, worst {:.1}%",
@@ -696,6 +716,8 @@ fn cross_validate(obs: &[Observation], path: &str) -> anyhow::Result<()> {
         100.0 * s.median,
         100.0 * s.worst
     );
+    out.push_str("# factors fitted in each fold:\n");
+    out.push_str(&factors);
     emit(None, out.as_bytes()).context("failed to print the cross-validation")
 }
 

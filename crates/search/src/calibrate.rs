@@ -302,11 +302,24 @@ pub fn fit(mut obs: Vec<Observation>, mut params: Vec<Param>, max_iterations: us
     }
 }
 
+/// One fold of [`cross_validate`]: a source held out of the fit and predicted with the factors
+/// fitted on the others.
+#[derive(Debug, Clone)]
+pub struct Fold {
+    /// The held-out source.
+    pub source: String,
+    /// Relative throughput errors `predicted / measured - 1` of its runs.
+    pub errors: Vec<f64>,
+    /// The factors fitted without it (how far they move from fold to fold shows how firmly the
+    /// runs pin each one down).
+    pub params: Vec<Param>,
+}
+
 /// Relative throughput errors `predicted / measured - 1` of runs predicted with factors fitted
 /// without them: for each source in turn, the factors are refitted on the other sources' runs
 /// and the held-out source is predicted. The spread of these errors is what to expect on runs
 /// from a framework or team the calibration has never seen.
-pub fn cross_validate(obs: &[Observation], max_iterations: usize) -> Vec<(String, Vec<f64>)> {
+pub fn cross_validate(obs: &[Observation], max_iterations: usize) -> Vec<Fold> {
     let mut sources: Vec<&str> = obs.iter().map(|o| o.run.source.as_str()).collect();
     sources.sort_unstable();
     sources.dedup();
@@ -328,7 +341,11 @@ pub fn cross_validate(obs: &[Observation], max_iterations: usize) -> Vec<(String
             let values: Vec<f64> = fitted.params.iter().map(|p| p.value).collect();
             apply(&mut held, &fitted.params, &values);
             let errors = held.iter().filter_map(residual).map(f64::exp_m1).collect();
-            (source.to_string(), errors)
+            Fold {
+                source: source.to_string(),
+                errors,
+                params: fitted.params,
+            }
         })
         .collect()
 }
