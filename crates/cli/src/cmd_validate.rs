@@ -691,24 +691,27 @@ fn cross_validate(obs: &[Observation], path: &str) -> anyhow::Result<()> {
     }
     let s = ErrorSummary::of(&all);
     // The factors each fold fitted, so a reader sees which ones the sources agree on.
-    let factors = folds
-        .iter()
-        .map(|fold| {
-            let values: Vec<String> = fold
-                .params
-                .iter()
-                .map(|p| {
-                    format!(
-                        "{} {:.3} ({})",
-                        p.field.as_str(),
-                        p.value,
-                        p.accelerators.join(", ")
-                    )
-                })
-                .collect();
-            format!("#   without {}: {}\n", fold.source, values.join("; "))
-        })
-        .collect::<String>();
+    let mut factors = String::new();
+    for fold in &folds {
+        let values: Vec<String> = fold
+            .params
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} {:.3} ({})",
+                    p.field.as_str(),
+                    p.value,
+                    p.accelerators.join(", ")
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            factors,
+            "#   without {}: {}",
+            fold.source,
+            values.join("; ")
+        );
+    }
     let _ = writeln!(
         out,
         "all held-out runs: {} runs, median abs rel error {:.1}%, worst {:.1}%",
