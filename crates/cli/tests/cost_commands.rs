@@ -189,15 +189,21 @@ fn validate_json_summary_has_the_figures() {
     assert_eq!(v["runs"].as_array().unwrap().len(), 178);
 }
 
-#[test]
-fn validate_reports_unmodellable_rows_as_skipped() {
-    let dir = tempfile::tempdir().unwrap();
+/// A runs file of the public file's header and its first row (S1-r1) on an unknown accelerator.
+fn runs_on_unknown_gpu(dir: &tempfile::TempDir) -> std::path::PathBuf {
     let src = std::fs::read_to_string(root().join("tests/data/runs-public.csv")).unwrap();
     let mut lines = src.lines();
     let header = lines.next().unwrap();
     let row = lines.next().unwrap().replacen("h100-sxm", "tpu-v9", 1);
     let file = dir.path().join("runs.csv");
     std::fs::write(&file, format!("{header}\n{row}\n")).unwrap();
+    file
+}
+
+#[test]
+fn validate_reports_unmodellable_rows_as_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = runs_on_unknown_gpu(&dir);
     let out = trainplan(&["validate", file.to_str().unwrap(), "--format", "csv"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let s = text(&out.stdout);
@@ -244,12 +250,7 @@ fn validate_explains_one_run_beside_its_measurements() {
         "{e}"
     );
     let dir = tempfile::tempdir().unwrap();
-    let src = std::fs::read_to_string(root().join("tests/data/runs-public.csv")).unwrap();
-    let mut lines = src.lines();
-    let header = lines.next().unwrap();
-    let bad = lines.next().unwrap().replacen("h100-sxm", "tpu-v9", 1);
-    let file = dir.path().join("runs.csv");
-    std::fs::write(&file, format!("{header}\n{bad}\n")).unwrap();
+    let file = runs_on_unknown_gpu(&dir);
     let out = trainplan(&["validate", file.to_str().unwrap(), "--explain", "S1-r1"]);
     assert_eq!(out.status.code(), Some(1));
     let e = text(&out.stderr);

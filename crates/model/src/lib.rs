@@ -324,6 +324,27 @@ pub mod testing {
         }
     }
 
+    /// Qwen3-30B-A3B (Qwen Team 2025, Qwen3 Technical Report, Table 2): 48 MoE layers of 128
+    /// experts with 8 routed, and 128-wide heads on a 2048 hidden size (32 query, 4 KV heads).
+    pub fn qwen3_30b_a3b() -> Model {
+        Model {
+            id: "qwen3-30b-a3b".into(),
+            n_layers: 48,
+            hidden: 2048,
+            n_heads: 32,
+            n_kv_heads: 4,
+            head_dim: 128,
+            ffn: 768,
+            vocab: 151936,
+            max_seq_len: 4096,
+            moe: Some(super::Moe {
+                experts: 128,
+                top_k: 8,
+            }),
+            ..llama3_70b()
+        }
+    }
+
     /// Llama 3 70B (Meta, Llama 3 model card / params.json).
     pub fn llama3_70b() -> Model {
         Model {
@@ -396,26 +417,7 @@ mod tests {
         // Qwen3-30B-A3B (Qwen3 Technical Report, Table 2): 32 query heads of 128 on hidden 2048,
         // so Q and O are 2048 × 4096 and K, V 2048 × 512; read as hidden / heads (64-wide heads)
         // every layer would lose 2 × 2048 × 2048 + 2 × 2048 × 256 = 9.4M attention weights.
-        let qwen = Model {
-            id: "qwen3-30b-a3b".into(),
-            n_layers: 48,
-            hidden: 2048,
-            n_heads: 32,
-            n_kv_heads: 4,
-            head_dim: 128,
-            ffn: 768,
-            vocab: 151936,
-            max_seq_len: 4096,
-            ffn_act: FfnActivation::Swiglu,
-            tied_embeddings: false,
-            positions: Positions::Rotary,
-            linear_bias: false,
-            dropout: false,
-            moe: Some(Moe {
-                experts: 128,
-                top_k: 8,
-            }),
-        };
+        let qwen = qwen3_30b_a3b();
         assert_eq!(qwen.q_dim(), 4096.0);
         assert_eq!(qwen.kv_dim(), 512.0);
         assert_eq!(

@@ -381,6 +381,23 @@ fn moe_layouts_try_expert_parallel_degrees_that_divide() {
     );
 }
 
+/// The small space on 16 GPUs only, with `set` applied, swept for `model` (global batch 256).
+fn sweep_16_gpus(
+    model: &trainplan_model::Model,
+    tokens: f64,
+    set: impl FnOnce(&mut SpaceSpec),
+) -> SweepResult {
+    let mut spec = small_spec();
+    spec.n_gpus = vec![16];
+    set(&mut spec);
+    SearchBuilder::new(model.clone(), job(256, tokens), spec)
+        .top_k(5000)
+        .build()
+        .unwrap()
+        .run(None)
+        .unwrap()
+}
+
 #[test]
 fn whole_experts_can_be_ruled_out_for_frameworks_without_folding() {
     let mut model = crate::fixtures::gpt3_1_3b();
@@ -388,17 +405,8 @@ fn whole_experts_can_be_ruled_out_for_frameworks_without_folding() {
         experts: 8,
         top_k: 2,
     });
-    let run = |whole_experts: bool| {
-        let mut spec = small_spec();
-        spec.n_gpus = vec![16];
-        spec.whole_experts = whole_experts;
-        SearchBuilder::new(model.clone(), job(256, 1e9), spec)
-            .top_k(5000)
-            .build()
-            .unwrap()
-            .run(None)
-            .unwrap()
-    };
+    let run =
+        |whole_experts: bool| sweep_16_gpus(&model, 1e9, |spec| spec.whole_experts = whole_experts);
     let (with, without) = (run(true), run(false));
     assert!(with.plans.iter().any(|p| p.strategy.etp == Some(1)));
     assert!(without.plans.iter().all(|p| p.strategy.etp.is_none()));
@@ -417,17 +425,8 @@ fn replicated_kv_heads_are_swept_only_when_asked() {
         n_kv_heads: 2,
         ..gpt3_13b()
     };
-    let run = |replicate: bool| {
-        let mut spec = small_spec();
-        spec.n_gpus = vec![16];
-        spec.replicate_kv_heads = replicate;
-        SearchBuilder::new(model.clone(), job(256, 260e9), spec)
-            .top_k(5000)
-            .build()
-            .unwrap()
-            .run(None)
-            .unwrap()
-    };
+    let run =
+        |replicate: bool| sweep_16_gpus(&model, 260e9, |spec| spec.replicate_kv_heads = replicate);
     let (split, replicated) = (run(false), run(true));
     assert!(split.plans.iter().all(|p| p.strategy.tp <= 2));
     for tp in [4, 8] {
