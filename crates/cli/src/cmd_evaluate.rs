@@ -588,12 +588,20 @@ pub(crate) fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate
     if s.tp > 1 {
         let _ = writeln!(
             o,
-            "- tensor-parallel communication {:.3} s ({:.0}%): 4 collectives of b·s·h·2 bytes per layer per micro-batch (6 with full recompute) over {} ranks on the {} tier at {:.0} GB/s.",
+            "- tensor-parallel communication {:.3} s ({:.0}%): 4 collectives of b·s·h·2 bytes per layer per micro-batch (6 with full recompute) over {} ranks on the {} tier at {:.0} GB/s{}.",
             t.tp_comm.get(),
             share(t.tp_comm.get()),
             s.tp,
             tp_tier.as_str(),
-            tp_bw.gbps()
+            tp_bw.gbps(),
+            if s.tp_overlap_active() {
+                format!(
+                    ", each pipelined with the matrix product beside it (tp_comm_overlap): what shows is the part that outlasts the layer's products plus {:.0}% of the hidden part, the overlap penalty",
+                    100.0 * a.efficiency.overlap_penalty
+                )
+            } else {
+                String::new()
+            }
         );
     } else {
         let _ = writeln!(
