@@ -216,6 +216,34 @@ fn validate_reports_unmodellable_rows_as_skipped() {
 }
 
 #[test]
+fn a_stated_head_width_lifts_the_heads_divide_hidden_rule() {
+    // 48 heads do not divide hidden 2000 (tests/bad-inputs refuses that file); with 64-wide heads
+    // stated, Q, K, V and O are 48 · 64 = 3072 wide. Per layer: 4 · 2000 · 3072 attention
+    // weights, 3072 + 2 · 3072 + 2000 biases, a 2 · 2000 · 8000 GELU FFN with 8000 + 2000 biases
+    // and two LayerNorms of 2 · 2000; 24 layers, untied 50257-token embedding and output, and a
+    // final LayerNorm.
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::fs::read_to_string(
+        root().join("tests/bad-inputs/scenario/inline-heads-not-dividing-hidden.toml"),
+    )
+    .unwrap();
+    let file = dir.path().join("wide.toml");
+    std::fs::write(
+        &file,
+        src.replace("n_heads = 48\n", "n_heads = 48\nhead_dim = 64\n"),
+    )
+    .unwrap();
+    let v = evaluate_json(file.to_str().unwrap());
+    let per_layer = 4.0 * 2000.0 * 3072.0
+        + (3072.0 + 2.0 * 3072.0 + 2000.0)
+        + 2.0 * 2000.0 * 8000.0
+        + 10000.0
+        + 2.0 * 4000.0;
+    let expected = 24.0 * per_layer + 2.0 * 50257.0 * 2000.0 + 4000.0;
+    assert_eq!(v["params"].as_f64().unwrap(), expected);
+}
+
+#[test]
 fn validate_explains_one_run_beside_its_measurements() {
     // The torchtitan row predicted furthest from its measurement: the explanation shows the
     // measured and predicted figures, what validate chose, and the plan's reasoning.
