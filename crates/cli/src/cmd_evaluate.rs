@@ -415,10 +415,11 @@ pub(crate) fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate
     );
     let _ = writeln!(
         o,
-        "Model: {} layers, hidden {}, {} heads ({} KV), FFN {} ({}), vocab {}: {:.2}B parameters (embedding {:.2}B).",
+        "Model: {} layers, hidden {}, {} heads of {} ({} KV), FFN {} ({}), vocab {}: {:.2}B parameters (embedding {:.2}B).",
         m.n_layers,
         m.hidden,
         m.n_heads,
+        m.head_dim,
         m.n_kv_heads,
         m.ffn,
         m.ffn_act.as_str(),
