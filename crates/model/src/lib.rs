@@ -413,7 +413,7 @@ mod tests {
     }
 
     #[test]
-    fn widened_heads_widen_q_and_o_not_k_and_v_beyond_their_heads() {
+    fn qwen3_heads_are_wider_than_hidden_over_heads() {
         // Qwen3-30B-A3B (Qwen3 Technical Report, Table 2): 32 query heads of 128 on hidden 2048,
         // so Q and O are 2048 × 4096 and K, V 2048 × 512; read as hidden / heads (64-wide heads)
         // every layer would lose 2 × 2048 × 2048 + 2 × 2048 × 256 = 9.4M attention weights.
