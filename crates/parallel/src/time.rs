@@ -168,8 +168,9 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
     let h = f64::from(model.hidden);
     let layers = f64::from(s.max_layers_per_rank(model));
 
-    // Attention scores and values, forward: 4·s·(n_heads·head_dim) per token over the full square, halved by a
-    // causal fused kernel that skips masked blocks (Dao 2023, FlashAttention-2, section 3.1).
+    // Attention scores and values, forward: 4·s·(n_heads·head_dim) per token over the full
+    // square, halved by a causal fused kernel that skips masked blocks (Dao 2023,
+    // FlashAttention-2, section 3.1).
     let causal = if s.flash_attention { 0.5 } else { 1.0 };
     let attn_fwd = Flops(4.0 * tokens * seq * model.q_dim() * causal / tp);
 
