@@ -734,7 +734,48 @@ pub(crate) fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate
         )
     };
     let _ = writeln!(o, "{advice}");
+    one_change_away(&mut o, sc, c, s, e);
     o
+}
+
+/// The faster layouts one change away that fit (or, when the plan does not fit, the fastest
+/// that do), with their numbers: the advice above, priced.
+fn one_change_away(o: &mut String, sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate) {
+    let step = e.time.step.get();
+    let mut near: Vec<trainplan_search::Neighbour> =
+        trainplan_search::neighbours(&sc.model, c, &sc.job, s)
+            .into_iter()
+            .filter(|n| n.estimate.fits() && (!e.fits() || n.estimate.time.step.get() < step))
+            .collect();
+    near.sort_by(|a, b| {
+        a.estimate
+            .time
+            .step
+            .get()
+            .total_cmp(&b.estimate.time.step.get())
+    });
+    let _ = writeln!(o, "\n## One change away");
+    if near.is_empty() {
+        let _ = writeln!(
+            o,
+            "No single change of micro-batch, recomputation, ZeRO stage, virtual stages, sequence parallelism, or a factor of two between dp and tp or pp, is {} on these {} GPUs.",
+            if e.fits() { "faster and fits" } else { "enough to fit" },
+            c.n_gpus
+        );
+        return;
+    }
+    for n in near.iter().take(3) {
+        let t = n.estimate.time.step.get();
+        let _ = writeln!(
+            o,
+            "- {}: {:.3} s per step ({:+.1}%), {:.1} tokens/s per GPU, {} per GPU.",
+            n.change,
+            t,
+            100.0 * (t - step) / step,
+            n.estimate.tokens_per_s_per_gpu,
+            gib(n.estimate.memory.total)
+        );
+    }
 }
 
 pub fn explain(args: &ExplainArgs, db: &Database) -> anyhow::Result<()> {

@@ -99,9 +99,29 @@ fn explain_names_formulas_and_the_binding_constraint() {
         "## Time per step",
         "## Binding constraint",
         "MFU",
+        "## One change away",
     ] {
         assert!(s.contains(needle), "missing {needle}:\n{s}");
     }
+    // Each priced alternative is faster than the plan, fastest first.
+    let step = number_after(&s, "## Time per step:");
+    let alternatives: Vec<f64> = s
+        .split("## One change away")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("- "))
+        .map(|l| number_after(l, ":"))
+        .collect();
+    assert!(!alternatives.is_empty(), "{s}");
+    assert!(
+        alternatives.windows(2).all(|w| w[0] <= w[1]),
+        "{alternatives:?}"
+    );
+    assert!(
+        alternatives.iter().all(|&t| t < step),
+        "{alternatives:?} vs {step}"
+    );
 }
 
 #[test]

@@ -32,6 +32,7 @@ mod counts;
 mod errors;
 #[doc(hidden)]
 pub mod fixtures;
+mod neighbours;
 mod plan;
 mod rank;
 mod shortfall;
@@ -40,6 +41,7 @@ mod sweep;
 pub mod validate;
 
 pub use errors::SearchError;
+pub use neighbours::{neighbours, Change, Neighbour};
 pub use plan::{compare, Objective, Plan};
 pub use rank::{pareto_front, ParetoFront, TopK};
 pub use shortfall::{describe, Shortfall};
