@@ -131,6 +131,7 @@ fn the_promised_presets_are_bundled() {
         "mixtral-8x7b",
         "qwen3-30b-a3b",
         "qwen3-235b-a22b",
+        "qwen1.5-moe-a2.7b",
     ];
     for id in ids {
         let p = db.model(id, &here).expect("preset is bundled");

@@ -105,7 +105,15 @@ fn arb_model() -> impl Strategy<Value = Model> {
                     },
                     linear_bias: bias,
                     dropout,
-                    moe: moe.map(|(experts, top_k)| Moe { experts, top_k }),
+                    moe: moe.map(|(experts, top_k)| Moe {
+                        experts,
+                        top_k,
+                        shared_ffn: if top_k % 2 == 0 {
+                            2 * hidden.min(4096)
+                        } else {
+                            0
+                        },
+                    }),
                 }
             },
         )

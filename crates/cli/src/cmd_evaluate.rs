@@ -415,7 +415,7 @@ pub(crate) fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate
     );
     let _ = writeln!(
         o,
-        "Model: {} layers, hidden {}, {} heads of {} ({} KV), FFN {} ({}), vocab {}: {:.2}B parameters (embedding {:.2}B).",
+        "Model: {} layers, hidden {}, {} heads of {} ({} KV), FFN {} ({}){}, vocab {}: {:.2}B parameters (embedding {:.2}B{}).",
         m.n_layers,
         m.hidden,
         m.n_heads,
@@ -423,9 +423,25 @@ pub(crate) fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate
         m.n_kv_heads,
         m.ffn,
         m.ffn_act.as_str(),
+        match m.moe {
+            Some(moe) if moe.shared_ffn > 0 => format!(
+                " per expert, {} experts with {} routed per token beside a {}-wide shared expert",
+                moe.experts, moe.top_k, moe.shared_ffn
+            ),
+            Some(moe) => format!(
+                " per expert, {} experts with {} routed per token",
+                moe.experts, moe.top_k
+            ),
+            None => String::new(),
+        },
         m.vocab,
         p.total / 1e9,
-        p.embedding / 1e9
+        p.embedding / 1e9,
+        if m.moe.is_some() {
+            format!("; {:.2}B active per token", p.active / 1e9)
+        } else {
+            String::new()
+        }
     );
     let _ = writeln!(
         o,

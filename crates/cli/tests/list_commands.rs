@@ -91,7 +91,13 @@ fn models_csv_has_plain_integer_params() {
     // Qwen3's heads are 128 wide on a 2048 or 4096 hidden size, and its MoE layers route each
     // token to 8 of 128 experts: 3.3B of 30.5B and 22B of 235B parameters active (Qwen3
     // Technical Report, Table 2 and the model names).
-    for (id, active) in [("qwen3-30b-a3b", 3.3e9), ("qwen3-235b-a22b", 22e9)] {
+    // Qwen1.5-MoE-A2.7B's 5632-wide shared expert is active for every token beside its 4 of 60
+    // routed experts: 2.7B of 14.3B active (its model card).
+    for (id, active) in [
+        ("qwen3-30b-a3b", 3.3e9),
+        ("qwen3-235b-a22b", 22e9),
+        ("qwen1.5-moe-a2.7b", 2.7e9),
+    ] {
         let q = rows.iter().find(|r| r[0] == id).expect(id);
         assert_eq!(q[12], "128", "{id}");
         let got: f64 = q[13].parse().expect("integer");

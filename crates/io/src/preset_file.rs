@@ -54,6 +54,8 @@ enum PositionsFile {
 struct MoeFile {
     experts: u32,
     top_k: u32,
+    /// Width of the shared experts' FFN, summed over them (default: none).
+    shared_ffn: Option<u32>,
 }
 
 /// Parses and checks one preset file; the architecture must pass [`Model::validate`].
@@ -95,6 +97,7 @@ pub(crate) fn parse_model(path: &str, text: &str) -> Result<ModelPreset, IoError
         moe: f.moe.map(|m| Moe {
             experts: m.experts,
             top_k: m.top_k,
+            shared_ffn: m.shared_ffn.unwrap_or(0),
         }),
     };
     if let Err(e) = model.validate() {

@@ -124,6 +124,9 @@ pub struct RunRow {
     /// trainplan's optional column: the width of one attention head, for models whose heads
     /// are not hidden / n_heads wide (Qwen3, Gemma); empty means hidden / n_heads.
     pub head_dim: Option<u32>,
+    /// trainplan's optional column: the width of an MoE model's shared experts' FFN, summed over
+    /// them (DeepSeekMoE, Qwen1.5-MoE); empty means none.
+    pub moe_shared_ffn: Option<u32>,
 }
 
 /// Reads a runs CSV.
@@ -362,6 +365,7 @@ pub fn parse_runs(path: &str, bytes: &[u8]) -> Result<Vec<RunRow>, IoError> {
                 &EpDispatcher::ALL.map(EpDispatcher::as_str),
             )?,
             head_dim: uint("head_dim")?,
+            moe_shared_ffn: uint("moe_shared_ffn")?,
         });
     }
     if rows.is_empty() {
@@ -603,7 +607,11 @@ impl RunRow {
         };
         let seq_len = self.seq_len.ok_or_else(|| missing("seq_len"))?;
         let moe = match (self.moe_experts, self.moe_top_k) {
-            (Some(experts), Some(top_k)) => Some(Moe { experts, top_k }),
+            (Some(experts), Some(top_k)) => Some(Moe {
+                experts,
+                top_k,
+                shared_ffn: self.moe_shared_ffn.unwrap_or(0),
+            }),
             _ => None,
         };
         let head_dim = match self.head_dim {

@@ -90,6 +90,8 @@ pub struct ModelSection {
     pub moe_experts: Option<u32>,
     /// MoE experts per token.
     pub moe_top_k: Option<u32>,
+    /// Width of the MoE shared experts' FFN, summed over them (default: none).
+    pub moe_shared_ffn: Option<u32>,
 }
 
 /// FFN activation names.
@@ -555,6 +557,7 @@ fn build_model(
             ("dropout", m.dropout.is_some()),
             ("moe_experts", m.moe_experts.is_some()),
             ("moe_top_k", m.moe_top_k.is_some()),
+            ("moe_shared_ffn", m.moe_shared_ffn.is_some()),
         ];
         if let Some((key, _)) = given.iter().find(|(_, set)| *set) {
             let hint = if *key == "seq_len" {
@@ -586,7 +589,11 @@ fn build_model(
     };
     let moe = match (m.moe_experts, m.moe_top_k) {
         (None, None) => None,
-        (Some(experts), Some(top_k)) => Some(Moe { experts, top_k }),
+        (Some(experts), Some(top_k)) => Some(Moe {
+            experts,
+            top_k,
+            shared_ffn: m.moe_shared_ffn.unwrap_or(0),
+        }),
         (Some(_), None) => {
             return Err(field_err(
                 "moe_top_k",
@@ -600,6 +607,12 @@ fn build_model(
             ))
         }
     };
+    if moe.is_none() && m.moe_shared_ffn.is_some() {
+        return Err(field_err(
+            "moe_shared_ffn",
+            "needs moe_experts and moe_top_k (shared experts run beside routed ones)".into(),
+        ));
+    }
     let mut model = Model {
         id: "inline".into(),
         n_layers: need("n_layers", m.n_layers)?,

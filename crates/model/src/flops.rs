@@ -56,7 +56,11 @@ impl Model {
         let s = f64::from(seq_len);
         // Weights a token multiplies in the layers: attention projections plus active FFN experts.
         let ffn_active = match self.moe {
-            Some(moe) => self.ffn_params_one() * f64::from(moe.top_k) + h * f64::from(moe.experts),
+            Some(moe) => {
+                self.ffn_params_one() * f64::from(moe.top_k)
+                    + h * f64::from(moe.experts)
+                    + self.shared_ffn_params()
+            }
             None => self.ffn_params_one(),
         };
         let matmul_weights = l * (self.attention_params() + ffn_active);

@@ -66,6 +66,11 @@ pub struct Moe {
     pub experts: u32,
     /// Experts each token is routed to.
     pub top_k: u32,
+    /// Width of the shared experts' feed-forward block, summed over them (0 for none): an FFN of
+    /// the routed experts' activation that every token runs beside its top_k (DeepSeekMoE, Dai
+    /// et al. 2024, section 3.2; Qwen1.5-MoE's `shared_expert_intermediate_size`). It is dense:
+    /// split over tp like a dense FFN and replicated over the data-parallel ranks.
+    pub shared_ffn: u32,
 }
 
 /// A decoder-only transformer.
@@ -233,6 +238,14 @@ impl Model {
         self.ffn_act.n_matrices() as f64 * f64::from(self.hidden) * f64::from(self.ffn)
     }
 
+    /// Weights of the shared experts' feed-forward block of one layer (0 without).
+    #[inline]
+    pub fn shared_ffn_params(&self) -> f64 {
+        self.moe.map_or(0.0, |m| {
+            self.ffn_act.n_matrices() as f64 * f64::from(self.hidden) * f64::from(m.shared_ffn)
+        })
+    }
+
     /// Parameter counts by part, from the architecture.
     pub fn params(&self) -> ParamCounts {
         let h = f64::from(self.hidden);
@@ -253,9 +266,14 @@ impl Model {
         let (ffn_all, ffn_active) = match self.moe {
             Some(moe) => {
                 let router = h * f64::from(moe.experts);
+                let mut shared = self.shared_ffn_params();
+                if self.linear_bias && moe.shared_ffn > 0 {
+                    shared +=
+                        f64::from(moe.shared_ffn) * (self.ffn_act.n_matrices() as f64 - 1.0) + h;
+                }
                 (
-                    ffn_one * f64::from(moe.experts) + router,
-                    ffn_one * f64::from(moe.top_k) + router,
+                    ffn_one * f64::from(moe.experts) + router + shared,
+                    ffn_one * f64::from(moe.top_k) + router + shared,
                 )
             }
             None => (ffn_one, ffn_one),
@@ -340,6 +358,7 @@ pub mod testing {
             moe: Some(super::Moe {
                 experts: 128,
                 top_k: 8,
+                shared_ffn: 0,
             }),
             ..llama3_70b()
         }
@@ -450,6 +469,7 @@ mod tests {
         m.moe = Some(Moe {
             experts: 8,
             top_k: 2,
+            shared_ffn: 0,
         });
         let p = m.params();
         assert!(p.total > 3.0 * p.active);
@@ -457,6 +477,7 @@ mod tests {
         m.moe = Some(Moe {
             experts: 2,
             top_k: 3,
+            shared_ffn: 0,
         });
         assert!(m.validate().is_err());
     }

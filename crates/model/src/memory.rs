@@ -94,8 +94,11 @@ impl Model {
             (true, false) => 1.0,
         } * sbq;
         let attention = 2.0 * sbq + 2.0 * kv + projection;
-        let f = f64::from(self.ffn);
-        let k = self.moe.map_or(1.0, |m| f64::from(m.top_k));
+        // Every token runs top_k routed experts of width ffn, and the shared experts beside them.
+        let (k, shared) = self.moe.map_or((1.0, 0.0), |m| {
+            (f64::from(m.top_k), f64::from(m.shared_ffn))
+        });
+        let f = f64::from(self.ffn) * k + shared;
         let ffn = match self.ffn_act {
             // GELU input and output, the latter the down projection's input (Korthikanti: 8sbh +
             // 8sbh at ffn = 4h).
@@ -103,7 +106,7 @@ impl Model {
             // The fused gate/up output (SiLU and the product are recomputed from it in backward,
             // as Megatron-Core's fused SwiGLU does) and the product feeding the down projection.
             FfnActivation::Swiglu => (4.0 + lin) * s * b * f,
-        } * k;
+        };
         let mut sharded = attention + ffn;
         if !cfg.flash_attention && cfg.recompute == Recompute::None {
             // Softmax output, its dropout mask and dropout output: 5·a·s²·b.

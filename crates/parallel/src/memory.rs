@@ -380,6 +380,7 @@ mod tests {
         model.moe = Some(trainplan_model::Moe {
             experts: 8,
             top_k: 2,
+            shared_ffn: 0,
         });
         let cluster = a100(64);
         let mut s = strategy(64, 1, 1);

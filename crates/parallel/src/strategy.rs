@@ -260,6 +260,17 @@ impl Strategy {
                 ffn: model.ffn,
             });
         }
+        // Shared experts split over tp like a dense FFN.
+        if let Some(shared) = model
+            .moe
+            .map(|m| m.shared_ffn)
+            .filter(|&f| f % self.tp != 0)
+        {
+            return Err(Infeasible::TpFfn {
+                tp: self.tp,
+                ffn: shared,
+            });
+        }
         // Every rank needs a layer; model chunks may outnumber the layers, the spare ones empty
         // (Megatron-Core's `--pipeline-model-parallel-layout`, e.g. Qwen3-235B's 94 layers on
         // pp 32 × vpp 3 in NVIDIA's Megatron-MoE-ModelZoo).

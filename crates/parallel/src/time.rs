@@ -208,11 +208,18 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
         None => (tokens, 1.0, tp),
     };
     let q = model.q_dim();
-    let mm_t = gemm(tokens, (q + 2.0 * kv) / tp, h, mm_rate, d0)
+    let mut mm_t = gemm(tokens, (q + 2.0 * kv) / tp, h, mm_rate, d0)
         + gemm(tokens, h, q / tp, mm_rate, d0)
         + (gemm(ffn_tokens, n_in * f / ffn_split, h, mm_rate, d0)
             + gemm(ffn_tokens, h, f / ffn_split, mm_rate, d0))
             * ffn_count;
+    // Shared experts run every token of the rank, split over tp like a dense FFN (DeepSeekMoE,
+    // Dai et al. 2024, section 3.2; Megatron-Core's SharedExpertMLP).
+    if let Some(moe) = model.moe.filter(|m| m.shared_ffn > 0) {
+        let fs = f64::from(moe.shared_ffn);
+        mm_t +=
+            gemm(tokens, n_in * fs / tp, h, mm_rate, d0) + gemm(tokens, h, fs / tp, mm_rate, d0);
+    }
     let logits_t = gemm(
         tokens,
         f64::from(model.vocab) / tp,
@@ -420,7 +427,9 @@ fn elementwise_bytes(model: &Model, tokens: f64, s: &Strategy) -> (Bytes, Bytes)
     let tp = f64::from(s.tp.max(1));
     let h = f64::from(model.hidden);
     let h_share = if s.sp_active() { h / tp } else { h };
-    let ffn_width = f64::from(model.ffn) * model.moe.map_or(1.0, |m| f64::from(m.top_k));
+    let ffn_width = model.moe.map_or(f64::from(model.ffn), |m| {
+        f64::from(model.ffn) * f64::from(m.top_k) + f64::from(m.shared_ffn)
+    });
     let dense = ELEMENTWISE_ELEMENTS_FACTOR * (h_share + ffn_width / tp);
     // MoE layers also permute every token's hidden state into expert order and back: dispatch
     // copies it to its top_k experts and combine reads the top_k results back, each a read and a
@@ -746,6 +755,7 @@ mod tests {
             moe: Some(trainplan_model::Moe {
                 experts: 8,
                 top_k: 2,
+                shared_ffn: 0,
             }),
             ..gpt3()
         };
@@ -794,6 +804,7 @@ mod tests {
         model.moe = Some(trainplan_model::Moe {
             experts: 8,
             top_k: 2,
+            shared_ffn: 0,
         });
         let (cluster, job) = (a100(64), job(1536));
         let mut s = strategy(64, 1, 1);
@@ -828,6 +839,7 @@ mod tests {
         model.moe = Some(trainplan_model::Moe {
             experts: 8,
             top_k: 2,
+            shared_ffn: 0,
         });
         let (cluster, job) = (a100(64), job(1536));
         let mut plain = strategy(64, 1, 1);
@@ -891,6 +903,7 @@ mod tests {
             moe: Some(trainplan_model::Moe {
                 experts: 8,
                 top_k: 2,
+                shared_ffn: 0,
             }),
             ..gpt3()
         };
@@ -944,6 +957,7 @@ mod tests {
         moe.moe = Some(trainplan_model::Moe {
             experts: 8,
             top_k: 2,
+            shared_ffn: 0,
         });
         let (cluster, job) = (a100(64), job(256));
         let base = crate::Strategy {
@@ -997,6 +1011,7 @@ mod tests {
         many.moe = Some(trainplan_model::Moe {
             experts: 64,
             top_k: 2,
+            shared_ffn: 0,
         });
         let wide = crate::Strategy { ep: 32, ..base };
         assert_eq!(reason(&many, wide), Some("ep"));
@@ -1117,6 +1132,82 @@ mod tests {
             (b.pp_comm.get() - expected).abs() < 1e-9 * expected,
             "{} vs {expected}",
             b.pp_comm.get()
+        );
+    }
+
+    #[test]
+    fn shared_experts_run_every_token_as_a_dense_ffn_split_over_tp() {
+        // Qwen1.5-MoE-like: 60 experts of 1408, top 4, and a 5632-wide shared expert, on tp 2.
+        // Beside the routed experts, each micro-batch runs the shared expert's two SwiGLU
+        // products on all its tokens (forward, and twice that in backward), split over tp, and
+        // the element-wise traffic of its width.
+        let routed = trainplan_model::Model {
+            hidden: 2048,
+            n_heads: 16,
+            n_kv_heads: 16,
+            head_dim: 128,
+            ffn: 1408,
+            ffn_act: trainplan_model::FfnActivation::Swiglu,
+            linear_bias: false,
+            dropout: false,
+            n_layers: 24,
+            moe: Some(trainplan_model::Moe {
+                experts: 60,
+                top_k: 4,
+                shared_ffn: 0,
+            }),
+            ..gpt3()
+        };
+        let shared = trainplan_model::Model {
+            moe: Some(trainplan_model::Moe {
+                experts: 60,
+                top_k: 4,
+                shared_ffn: 5632,
+            }),
+            ..routed.clone()
+        };
+        let (cluster, job) = (a100(64), job(512));
+        let s = crate::Strategy {
+            micro_batch: 2,
+            recompute: trainplan_model::Recompute::None,
+            ..strategy(32, 2, 1)
+        };
+        let a = evaluate(&routed, &cluster, &job, &s).unwrap();
+        let b = evaluate(&shared, &cluster, &job, &s).unwrap();
+        let eff = &cluster.accelerator.efficiency;
+        let rate = cluster.peak_or_bf16(job.precision.matmul_dtype()) * eff.matmul_fraction;
+        let (tokens, h, fs, tp) = (2.0 * 2048.0, 2048.0, 5632.0, 2.0);
+        let products = super::gemm(tokens, 2.0 * fs / tp, h, rate, eff.matmul_half_dim)
+            + super::gemm(tokens, h, fs / tp, rate, eff.matmul_half_dim);
+        // 12 element-wise elements per FFN unit per token, forward and backward, at HBM speed.
+        let hbm = cluster.accelerator.hbm_bandwidth * eff.hbm_fraction;
+        let elementwise = trainplan_units::Bytes(2.0 * tokens * 12.0 * fs / tp) / hbm;
+        let per_mb = (products * 3.0 + elementwise) * 24.0;
+        let m = f64::from(a.grad_accum);
+        let delta = b.time.compute - a.time.compute;
+        assert!(
+            (delta.get() - per_mb.get() * m).abs() < 1e-9 * delta.get(),
+            "{delta:?} vs {:?}",
+            per_mb * m
+        );
+        // Its weights are dense: 3 × 2048 × 5632 per layer, halved by tp, on every rank.
+        let extra = b.memory.weights.get() - a.memory.weights.get();
+        assert!(
+            (extra - 2.0 * 24.0 * 3.0 * h * fs / tp).abs() < 1.0,
+            "{extra}"
+        );
+        // tp must divide it like a dense FFN.
+        let odd = trainplan_model::Model {
+            moe: Some(trainplan_model::Moe {
+                experts: 60,
+                top_k: 4,
+                shared_ffn: 5633,
+            }),
+            ..routed
+        };
+        assert_eq!(
+            evaluate(&odd, &cluster, &job, &s).unwrap_err(),
+            crate::Infeasible::TpFfn { tp: 2, ffn: 5633 }
         );
     }
 }

@@ -346,6 +346,7 @@ fn moe_layouts_try_expert_parallel_degrees_that_divide() {
     model.moe = Some(trainplan_model::Moe {
         experts: 8,
         top_k: 2,
+        shared_ffn: 0,
     });
     let mut spec = small_spec();
     spec.n_gpus = vec![16];
@@ -404,6 +405,7 @@ fn whole_experts_can_be_ruled_out_for_frameworks_without_folding() {
     model.moe = Some(trainplan_model::Moe {
         experts: 8,
         top_k: 2,
+        shared_ffn: 0,
     });
     let run =
         |whole_experts: bool| sweep_16_gpus(&model, 1e9, |spec| spec.whole_experts = whole_experts);

@@ -519,6 +519,7 @@ mod tests {
         model.moe = Some(Moe {
             experts: 8,
             top_k: 2,
+            shared_ffn: 0,
         });
         let t = Template {
             tp: Some(1),
@@ -562,6 +563,7 @@ mod tests {
         model.moe = Some(trainplan_model::Moe {
             experts: 64,
             top_k: 2,
+            shared_ffn: 0,
         });
         model
     }
