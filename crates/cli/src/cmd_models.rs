@@ -17,7 +17,7 @@ pub struct Args {
 }
 
 /// Columns of the listing; stable, new ones go at the end.
-const COLUMNS: [&str; 14] = [
+const COLUMNS: [&str; 17] = [
     "id",
     "name",
     "params",
@@ -32,6 +32,9 @@ const COLUMNS: [&str; 14] = [
     "published_params",
     "head_dim",
     "active_params",
+    "moe_experts",
+    "moe_top_k",
+    "moe_shared_ffn",
 ];
 
 pub fn run(args: &Args, db: &Database) -> anyhow::Result<()> {
@@ -63,5 +66,8 @@ fn row(p: &ModelPreset) -> Vec<String> {
             .unwrap_or_default(),
         m.head_dim.to_string(),
         (m.params().active.round() as u64).to_string(),
+        m.moe.map(|x| x.experts.to_string()).unwrap_or_default(),
+        m.moe.map(|x| x.top_k.to_string()).unwrap_or_default(),
+        m.moe.map(|x| x.shared_ffn.to_string()).unwrap_or_default(),
     ]
 }

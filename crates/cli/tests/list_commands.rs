@@ -72,7 +72,7 @@ fn models_csv_has_plain_integer_params() {
     let rows = csv_rows(&stdout_of(&["models", "--format", "csv"]));
     assert_eq!(
         rows[0].join(","),
-        "id,name,params,n_layers,hidden,n_heads,n_kv_heads,ffn,vocab,seq_len,ffn_act,published_params,head_dim,active_params"
+        "id,name,params,n_layers,hidden,n_heads,n_kv_heads,ffn,vocab,seq_len,ffn_act,published_params,head_dim,active_params,moe_experts,moe_top_k,moe_shared_ffn"
     );
     assert!(rows.len() > 31);
     for row in &rows[1..] {
@@ -88,6 +88,13 @@ fn models_csv_has_plain_integer_params() {
         (llama[12].as_str(), llama[13].as_str()),
         ("128", "70553706496")
     );
+    // Dense models leave the MoE columns empty.
+    assert_eq!(llama[14..], ["", "", ""]);
+    let q15 = rows
+        .iter()
+        .find(|r| r[0] == "qwen1.5-moe-a2.7b")
+        .expect("qwen1.5-moe-a2.7b");
+    assert_eq!(q15[14..], ["60", "4", "5632"]);
     // Qwen3's heads are 128 wide on a 2048 or 4096 hidden size, and its MoE layers route each
     // token to 8 of 128 experts: 3.3B of 30.5B and 22B of 235B parameters active (Qwen3
     // Technical Report, Table 2 and the model names).
