@@ -73,6 +73,10 @@ pub struct Row {
     choices: String,
     bottleneck: String,
     skipped: String,
+    predicted_step_time_s: Option<f64>,
+    compute_s: Option<f64>,
+    exposed_comm_s: Option<f64>,
+    bubble_s: Option<f64>,
 }
 
 /// The validation summary.
@@ -156,6 +160,10 @@ pub fn predict_rows(rows: &[RunRow], db: &Database, path: &str) -> Vec<Row> {
                     out.sequence_parallel = Some(s.sp_active());
                     out.choices = p.choices();
                     out.bottleneck = e.bottleneck.as_str().to_string();
+                    out.predicted_step_time_s = Some(e.time.step.get());
+                    out.compute_s = Some(e.time.compute.get());
+                    out.exposed_comm_s = Some(e.time.exposed_comm().get());
+                    out.bubble_s = Some(e.time.bubble.get());
                 }
                 Err(e) => out.skipped = format!("no valid layout: {e}"),
             }
@@ -329,6 +337,10 @@ fn to_csv(rows: &[Row]) -> anyhow::Result<Vec<u8>> {
         "skipped",
         "cp",
         "ep",
+        "predicted_step_time_s",
+        "compute_s",
+        "exposed_comm_s",
+        "bubble_s",
     ])?;
     for r in rows {
         w.write_record([
@@ -359,6 +371,10 @@ fn to_csv(rows: &[Row]) -> anyhow::Result<Vec<u8>> {
             r.skipped.clone(),
             opt(r.cp),
             opt(r.ep),
+            fmt_f(r.predicted_step_time_s, 4),
+            fmt_f(r.compute_s, 4),
+            fmt_f(r.exposed_comm_s, 4),
+            fmt_f(r.bubble_s, 4),
         ])?;
     }
     w.into_inner()

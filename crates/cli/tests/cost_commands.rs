@@ -178,8 +178,29 @@ fn validate_csv_has_one_row_per_run_and_a_summary() {
     ] {
         assert!(header.iter().any(|h| h == col), "missing {col}");
     }
-    let rows = reader.records().count();
-    assert_eq!(rows, 178);
+    // The step breakdown is appended: compute, exposed communication and bubble add up to the
+    // step but for the optimizer update.
+    let last: Vec<&str> = header.iter().rev().take(4).map(String::as_str).collect();
+    assert_eq!(
+        last,
+        [
+            "bubble_s",
+            "exposed_comm_s",
+            "compute_s",
+            "predicted_step_time_s"
+        ]
+    );
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(records.len(), 178);
+    let n = header.len();
+    for r in &records {
+        let f = |i: usize| r[i].parse::<f64>().unwrap();
+        let (step, parts) = (f(n - 4), f(n - 3) + f(n - 2) + f(n - 1));
+        assert!(
+            step > 0.0 && parts <= step * (1.0 + 1e-3) && parts > 0.9 * step,
+            "{r:?}"
+        );
+    }
     let err = text(&out.stderr);
     for needle in [
         "median abs rel error",
