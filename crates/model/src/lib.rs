@@ -218,7 +218,7 @@ impl Model {
     /// nothing while tp divides the KV heads, the replicated copy's excess past them.
     #[inline]
     pub fn kv_replica_params_per_rank(&self, tp: u32) -> f64 {
-        let excess = (self.kv_dim_over_ranks(tp) - self.kv_dim()) / f64::from(tp.max(1));
+        let excess = self.kv_dim_per_rank(tp) - self.kv_dim() / f64::from(tp.max(1));
         // K and V weights (h × width each), plus their biases in GPT-style models.
         let per_width = 2.0 * f64::from(self.hidden) + if self.linear_bias { 2.0 } else { 0.0 };
         excess * per_width
@@ -236,6 +236,20 @@ impl Model {
     #[inline]
     pub fn ffn_params_one(&self) -> f64 {
         self.ffn_act.n_matrices() as f64 * f64::from(self.hidden) * f64::from(self.ffn)
+    }
+
+    /// Biases of a GPT-style feed-forward block of inner width `width`: one per inner unit and
+    /// input matrix, and the output projection's `hidden`.
+    #[inline]
+    fn ffn_bias_params(&self, width: u32) -> f64 {
+        f64::from(width) * (self.ffn_act.n_matrices() as f64 - 1.0) + f64::from(self.hidden)
+    }
+
+    /// Width of the key (and of the value) projection one of `tp` ranks computes: its 1/tp share
+    /// of the KV heads, or a whole replicated head past them.
+    #[inline]
+    pub fn kv_dim_per_rank(&self, tp: u32) -> f64 {
+        self.kv_dim_over_ranks(tp) / f64::from(tp.max(1))
     }
 
     /// Weights of the shared experts' feed-forward block of one layer (0 without).
@@ -261,15 +275,14 @@ impl Model {
         let mut ffn_one = self.ffn_params_one();
         if self.linear_bias {
             attention += self.q_dim() + 2.0 * self.kv_dim() + h;
-            ffn_one += f64::from(self.ffn) * (self.ffn_act.n_matrices() as f64 - 1.0) + h;
+            ffn_one += self.ffn_bias_params(self.ffn);
         }
         let (ffn_all, ffn_active) = match self.moe {
             Some(moe) => {
                 let router = h * f64::from(moe.experts);
                 let mut shared = self.shared_ffn_params();
                 if self.linear_bias && moe.shared_ffn > 0 {
-                    shared +=
-                        f64::from(moe.shared_ffn) * (self.ffn_act.n_matrices() as f64 - 1.0) + h;
+                    shared += self.ffn_bias_params(moe.shared_ffn);
                 }
                 (
                     ffn_one * f64::from(moe.experts) + router + shared,

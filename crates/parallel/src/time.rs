@@ -408,7 +408,7 @@ fn kv_replica_sync_time(model: &Model, cluster: &Cluster, job: &Job, s: &Strateg
         size: s.tp / model.n_kv_heads.max(1),
         stride: 1,
     };
-    let kv_params = model.kv_dim_over_ranks(s.tp) / f64::from(s.tp)
+    let kv_params = model.kv_dim_per_rank(s.tp)
         * (2.0 * f64::from(model.hidden))
         * f64::from(s.max_layers_per_rank(model));
     cluster.collective_time(
