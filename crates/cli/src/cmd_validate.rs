@@ -158,7 +158,7 @@ pub fn predict_rows(rows: &[RunRow], db: &Database, path: &str) -> Vec<Row> {
                     out.recompute = Some(s.recompute.as_str().to_string());
                     out.zero = Some(s.zero);
                     out.sequence_parallel = Some(s.sp_active());
-                    out.choices = p.choices();
+                    out.choices = spec.choices(&p);
                     out.bottleneck = e.bottleneck.as_str().to_string();
                     out.predicted_step_time_s = Some(e.time.step.get());
                     out.compute_s = Some(e.time.compute.get());
@@ -552,7 +552,7 @@ fn explain_run(rows: &[RunRow], name: &str, db: &Database, path: &str) -> anyhow
         "- out of memory: the run {oom}; predicted to {}.",
         if e.fits() { "fit" } else { "not fit" }
     );
-    let choices = p.choices();
+    let choices = spec.choices(&p);
     let _ = writeln!(
         out,
         "- chosen where the row is silent: {}.\n",

@@ -72,8 +72,11 @@ pub struct RunRow {
     pub gpu: String,
     /// GPUs per node.
     pub gpus_per_node: Option<u32>,
-    /// GPUs.
+    /// GPUs: the `n_gpus` cell, or tp · pp · dp · cp when it is empty and the layout is stated
+    /// (`n_gpus_from_layout` says so).
     pub n_gpus: Option<u32>,
+    /// `n_gpus` was empty and is the product of the stated layout.
+    pub n_gpus_from_layout: bool,
     /// Tensor parallel.
     pub tp: Option<u32>,
     /// Pipeline parallel.
@@ -101,6 +104,8 @@ pub struct RunRow {
     /// Measured tokens/s per GPU; from `measured_step_time_s` when only the step time is given
     /// (`global_batch · seq_len / step_time / n_gpus`, `../shared/data/README.md`).
     pub measured_tokens_per_s_per_gpu: Option<f64>,
+    /// Measured seconds per optimizer step.
+    pub measured_step_time_s: Option<f64>,
     /// Measured MFU.
     pub measured_mfu: Option<f64>,
     /// Measured peak memory (GiB).
@@ -303,6 +308,19 @@ pub fn parse_runs(path: &str, bytes: &[u8]) -> Result<Vec<RunRow>, IoError> {
                 "overlapping the tensor-parallel collectives needs sequence parallelism (Megatron-Core's --tp-comm-overlap requires --sequence-parallel), and this row states sequence_parallel = false".into(),
             ));
         }
+        let (pp, dp, cp) = (uint("pp")?, uint("dp")?, uint("cp")?);
+        // A row that leaves `n_gpus` empty but states tp, pp and dp ran on their product with cp
+        // (experts live inside dp · cp, so ep adds none); an empty cp is 1, as validate reads it.
+        let stated_gpus = uint("n_gpus")?;
+        let layout_gpus = match (tp, pp, dp) {
+            (Some(t), Some(p), Some(d)) => t
+                .checked_mul(p)
+                .and_then(|x| x.checked_mul(d))
+                .and_then(|x| x.checked_mul(cp.unwrap_or(1))),
+            _ => None,
+        };
+        let n_gpus = stated_gpus.or(layout_gpus);
+        let step_time_s = float("measured_step_time_s")?;
         let name = cell("name").to_string();
         if name.is_empty() {
             return Err(field_err("name", "every row needs a name".into()));
@@ -324,11 +342,12 @@ pub fn parse_runs(path: &str, bytes: &[u8]) -> Result<Vec<RunRow>, IoError> {
             moe_top_k: uint("moe_top_k")?,
             gpu: cell("gpu").to_string(),
             gpus_per_node: uint("gpus_per_node")?,
-            n_gpus: uint("n_gpus")?,
+            n_gpus,
+            n_gpus_from_layout: stated_gpus.is_none() && n_gpus.is_some(),
             tp,
-            pp: uint("pp")?,
-            dp: uint("dp")?,
-            cp: uint("cp")?,
+            pp,
+            dp,
+            cp,
             ep: uint("ep")?,
             vpp: uint("vpp")?,
             sequence_parallel,
@@ -341,18 +360,14 @@ pub fn parse_runs(path: &str, bytes: &[u8]) -> Result<Vec<RunRow>, IoError> {
                 Some(t) => Some(t),
                 // The data README's second rule: from the step time,
                 // global_batch · seq_len / step_time / n_gpus.
-                None => match (
-                    float("measured_step_time_s")?,
-                    uint("global_batch")?,
-                    uint("seq_len")?,
-                    uint("n_gpus")?,
-                ) {
+                None => match (step_time_s, uint("global_batch")?, uint("seq_len")?, n_gpus) {
                     (Some(step), Some(gb), Some(seq), Some(n)) if step > 0.0 => {
                         Some(f64::from(gb) * f64::from(seq) / step / f64::from(n))
                     }
                     _ => None,
                 },
             },
+            measured_step_time_s: step_time_s,
             measured_mfu: float("measured_mfu")?,
             measured_mem_gib: float("measured_mem_gib")?,
             measured_oom: boolean("measured_oom")?,
@@ -456,6 +471,55 @@ mod tests {
         assert!(e.contains("runs.csv:2"), "{e}");
         assert!(e.contains("hidden"), "{e}");
         assert!(e.contains("abc"), "{e}");
+    }
+
+    #[test]
+    fn cells_the_other_cells_determine_are_filled_in_and_reported() {
+        let db = crate::Database::bundled().unwrap();
+        // No n_gpus, no global batch, no precision; tp 2 × pp 2 × dp 4 ran 2.0 s steps at 4096
+        // tokens/s per GPU: 16 GPUs × 4096 × 2.0 s / 2048 = 64 sequences per step.
+        let text = format!("{HEADER}\nX-r1,X,GPT,24,2048,16,,,gelu,51200,2048,,,a100-80gb,8,,2,2,4,,,,,,,,1,,4096,2.0,,,false,high,\n");
+        let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
+        assert_eq!(
+            (rows[0].n_gpus, rows[0].n_gpus_from_layout),
+            (Some(16), true)
+        );
+        let spec = rows[0].to_spec(&db, "runs.csv").unwrap();
+        assert_eq!(spec.cluster.n_gpus, 16);
+        assert_eq!(spec.job.global_batch, 64);
+        assert_eq!(spec.job.precision, trainplan_parallel::Precision::Bf16);
+        let p = trainplan_search::validate::predict(&spec).unwrap();
+        let choices = spec.choices(&p);
+        for note in [
+            "n_gpus=16 (",
+            "global_batch=64 (",
+            "precision=bf16",
+            "micro_batch=",
+        ] {
+            assert!(choices.contains(note), "{note} missing from {choices}");
+        }
+        // A stated n_gpus wins over the layout and is not reported; the step time then gives
+        // the throughput, as the data README's second rule says.
+        let text = format!("{HEADER}\nX-r1,X,GPT,24,2048,16,,,gelu,51200,2048,,,a100-80gb,8,16,2,2,4,,,,,,64,,1,fp16,,2.0,,,false,high,\n");
+        let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
+        assert!(!rows[0].n_gpus_from_layout);
+        assert_eq!(rows[0].measured_tokens_per_s_per_gpu, Some(4096.0));
+        let spec = rows[0].to_spec(&db, "runs.csv").unwrap();
+        assert!(spec.notes.is_empty(), "{:?}", spec.notes);
+        // Without a step time the batch cannot be derived, and the skip says what would do.
+        let text = format!("{HEADER}\nX-r1,X,GPT,24,2048,16,,,gelu,51200,2048,,,a100-80gb,8,16,2,2,4,,,,,,,,1,bf16,4096,,,,false,high,\n");
+        let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
+        let skip = rows[0].to_spec(&db, "runs.csv").unwrap_err();
+        assert!(
+            skip.0.contains("global_batch") && skip.0.contains("step time"),
+            "{}",
+            skip.0
+        );
+        // Without n_gpus or a whole layout, the GPU count is missing.
+        let text = format!("{HEADER}\nX-r1,X,GPT,24,2048,16,,,gelu,51200,2048,,,a100-80gb,8,,2,,4,,,,,,64,,1,bf16,4096,,,,false,high,\n");
+        let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
+        let skip = rows[0].to_spec(&db, "runs.csv").unwrap_err();
+        assert!(skip.0.starts_with("missing n_gpus"), "{}", skip.0);
     }
 
     #[test]
@@ -656,18 +720,44 @@ impl RunRow {
         if let Some(g) = self.gpus_per_node {
             node = node.with_gpus_per_node(g);
         }
-        let n_gpus = self.n_gpus.ok_or_else(|| missing("n_gpus"))?;
+        // What the row leaves empty but its other cells determine, or a convention fills in;
+        // reported beside validate's choices.
+        let mut notes = Vec::new();
+        let n_gpus = self
+            .n_gpus
+            .ok_or_else(|| missing("n_gpus (and tp, pp, dp to multiply)"))?;
+        if self.n_gpus_from_layout {
+            notes.push(format!("n_gpus={n_gpus} (tp·pp·dp·cp)"));
+        }
         let cluster = trainplan_hardware::Cluster::new(accelerator, node, n_gpus)
             .map_err(|e| Skip(e.to_string()))?;
         let precision = match self.precision.as_deref() {
             Some("fp16") => Precision::Fp16,
             Some("fp8") => Precision::Fp8,
             Some("bf16") => Precision::Bf16,
-            _ => return Err(missing("precision")),
+            // Unstated: bf16 mixed precision, every framework's default on the accelerators the
+            // runs CSV allows (A100 onwards); fp8 is opt-in, so it is never assumed.
+            _ => {
+                notes.push("precision=bf16".to_string());
+                Precision::Bf16
+            }
+        };
+        let global_batch = if let Some(gb) = self.global_batch {
+            gb
+        } else {
+            let gb = self
+                .global_batch_from_step(seq_len, n_gpus)
+                .ok_or_else(|| {
+                    missing("global_batch (and a measured step time and tokens/s to derive it)")
+                })?;
+            notes.push(format!(
+                "global_batch={gb} (tokens/s · n_gpus · step time / seq_len)"
+            ));
+            gb
         };
         let job = Job {
             seq_len,
-            global_batch: self.global_batch.ok_or_else(|| missing("global_batch"))?,
+            global_batch,
             tokens: 1e12,
             precision,
             grad_bytes: 4.0,
@@ -706,6 +796,17 @@ impl RunRow {
             cluster,
             job,
             template,
+            notes,
         })
+    }
+
+    /// The global batch (sequences) a row with a measured step time and throughput but no
+    /// `global_batch` ran: the data README's step-time rule solved for the batch,
+    /// `tokens/s per GPU · n_gpus · step_time / seq_len`, rounded to whole sequences.
+    fn global_batch_from_step(&self, seq_len: u32, n_gpus: u32) -> Option<u32> {
+        let tokens = self.measured_tokens_per_s_per_gpu?;
+        let step = self.measured_step_time_s?;
+        let gb = (tokens * f64::from(n_gpus) * step / f64::from(seq_len)).round();
+        (gb >= 1.0 && gb <= f64::from(u32::MAX)).then_some(gb as u32)
     }
 }

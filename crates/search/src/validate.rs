@@ -55,6 +55,22 @@ pub struct RunSpec {
     pub job: Job,
     /// What the source states of the layout.
     pub template: Template,
+    /// Fields the row leaves empty that its other cells determine or a convention fills in
+    /// (`field=value (how)`), reported with the choices.
+    pub notes: Vec<String>,
+}
+
+impl RunSpec {
+    /// The row's filled-in fields and `prediction`'s choices, `;`-separated.
+    pub fn choices(&self, prediction: &Prediction) -> String {
+        let chosen = prediction.choices();
+        self.notes
+            .iter()
+            .map(String::as_str)
+            .chain((!chosen.is_empty()).then_some(chosen.as_str()))
+            .collect::<Vec<_>>()
+            .join(";")
+    }
 }
 
 /// The prediction for one run.
@@ -463,6 +479,7 @@ mod tests {
                 optimizer: trainplan_parallel::Optimizer::Deepspeed,
             },
             template,
+            notes: Vec::new(),
         }
     }
 
