@@ -515,6 +515,19 @@ mod tests {
             "{}",
             skip.0
         );
+        // An empty ffn_act follows the width: 4h is GELU, anything else a gated FFN; with
+        // neither the row is skipped.
+        for (ffn, act) in [("8192", "gelu"), ("5632", "swiglu")] {
+            let text = format!("{HEADER}\nX-r1,X,M,24,2048,16,,{ffn},,51200,2048,,,a100-80gb,8,16,2,2,4,,,,,,64,,1,bf16,4096,,,,false,high,\n");
+            let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
+            let spec = rows[0].to_spec(&db, "runs.csv").unwrap();
+            assert_eq!(spec.model.ffn_act.as_str(), act);
+            assert_eq!(spec.notes, [format!("ffn_act={act} (from ffn / hidden)")]);
+        }
+        let text = format!("{HEADER}\nX-r1,X,M,24,2048,16,,,,51200,2048,,,a100-80gb,8,16,2,2,4,,,,,,64,,1,bf16,4096,,,,false,high,\n");
+        let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
+        let skip = rows[0].to_spec(&db, "runs.csv").unwrap_err();
+        assert!(skip.0.starts_with("missing ffn_act"), "{}", skip.0);
         // Without n_gpus or a whole layout, the GPU count is missing.
         let text = format!("{HEADER}\nX-r1,X,GPT,24,2048,16,,,gelu,51200,2048,,,a100-80gb,8,,2,,4,,,,,,64,,1,bf16,4096,,,,false,high,\n");
         let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
@@ -645,7 +658,9 @@ mod tests {
 pub struct Skip(pub String);
 
 impl RunRow {
-    /// Turns the row into a run to predict, or says why it cannot be modelled.
+    /// Turns the row into a run to predict, or says why it cannot be modelled. What the row
+    /// leaves empty but its other cells determine, or a convention fills in, is listed in the
+    /// spec's `notes`, reported beside validate's choices.
     pub fn to_spec(
         &self,
         db: &crate::Database,
@@ -656,10 +671,23 @@ impl RunRow {
         let missing = |what: &str| Skip(format!("missing {what}"));
         let hidden = self.hidden.ok_or_else(|| missing("hidden"))?;
         let n_heads = self.n_heads.ok_or_else(|| missing("n_heads"))?;
-        let ffn_act = match self.ffn_act.as_deref() {
-            Some("swiglu") => FfnActivation::Swiglu,
-            Some("gelu") => FfnActivation::Gelu,
-            _ => return Err(missing("ffn_act")),
+        let mut notes = Vec::new();
+        let ffn_act = match (self.ffn_act.as_deref(), self.ffn) {
+            (Some("swiglu"), _) => FfnActivation::Swiglu,
+            (Some("gelu"), _) => FfnActivation::Gelu,
+            // Unstated but the width tells: the GELU families (GPT, OPT, BLOOM, MPT, Falcon) keep
+            // the 4h of Vaswani et al. 2017; gated FFNs (SwiGLU, GeGLU: Llama, Mistral, Qwen,
+            // Gemma) shrink or widen it to hold three matrices (Shazeer 2020, section 2).
+            (_, Some(f)) => {
+                let act = if u64::from(f) == 4 * u64::from(hidden) {
+                    FfnActivation::Gelu
+                } else {
+                    FfnActivation::Swiglu
+                };
+                notes.push(format!("ffn_act={} (from ffn / hidden)", act.as_str()));
+                act
+            }
+            _ => return Err(missing("ffn_act (and ffn to infer it from)")),
         };
         // A GELU model without a stated FFN width is the GPT convention 4h; SwiGLU widths vary.
         let ffn = match (self.ffn, ffn_act) {
@@ -720,9 +748,6 @@ impl RunRow {
         if let Some(g) = self.gpus_per_node {
             node = node.with_gpus_per_node(g);
         }
-        // What the row leaves empty but its other cells determine, or a convention fills in;
-        // reported beside validate's choices.
-        let mut notes = Vec::new();
         let n_gpus = self
             .n_gpus
             .ok_or_else(|| missing("n_gpus (and tp, pp, dp to multiply)"))?;
