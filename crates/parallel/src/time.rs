@@ -246,9 +246,14 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
     let (dense_t, permute_t) = (dense_bytes / hbm, permute_bytes / hbm);
     // Element-wise work splits like the products, 1:2 forward to backward; the permutation is
     // mirrored 1:1. Full recomputation reruns the forward share.
-    let elem_fwd = dense_t * (1.0 / 3.0) + permute_t * 0.5;
-    let elem_bwd =
+    let mut elem_fwd = dense_t * (1.0 / 3.0) + permute_t * 0.5;
+    let mut elem_bwd =
         dense_t * ((2.0 + mm_recompute) / 3.0) + permute_t * (0.5 * (1.0 + mm_recompute));
+    if job.precision == crate::Precision::Fp8 {
+        let (cast_fwd, cast_bwd) = fp8_cast_bytes(model, tokens, s);
+        elem_fwd += cast_fwd / hbm;
+        elem_bwd += (cast_bwd + cast_fwd * mm_recompute) / hbm;
+    }
 
     let fwd = (layer_fwd + elem_fwd) * layers + logits_t;
     let bwd = (layer_bwd + elem_bwd) * layers + logits_t * 2.0;
@@ -449,6 +454,42 @@ fn elementwise_bytes(model: &Model, tokens: f64, s: &Strategy) -> (Bytes, Bytes)
         Bytes(ACT_BYTES * tokens * dense),
         Bytes(ACT_BYTES * tokens * permute),
     )
+}
+
+/// HBM bytes per element of a 16-bit tensor cast to fp8 with a current (per-tensor, dynamic)
+/// scale: a read for its amax, then a read and a 1-byte write (Micikevicius et al. 2022, "FP8
+/// Formats for Deep Learning", section 4.3: per-tensor scaling factors from the tensor's amax).
+const FP8_CAST_BYTES_PER_ELEMENT: f64 = 5.0;
+
+/// HBM traffic of one layer's fp8 casts for `tokens` tokens of a micro-batch on one GPU, forward
+/// and backward: every fp8 product casts its 16-bit activation operand, the input in forward and
+/// the output gradient in backward, each distinct tensor once. The inputs of column-parallel
+/// products are the whole gathered sequence on every tensor-parallel rank while the products
+/// split tp ways, so the casts weigh more as tp grows. Weights are cast once per step and left
+/// out.
+fn fp8_cast_bytes(model: &Model, tokens: f64, s: &Strategy) -> (Bytes, Bytes) {
+    let tp = f64::from(s.tp.max(1));
+    let h = f64::from(model.hidden);
+    let q = model.q_dim();
+    let kv = model.kv_dim_over_ranks(s.tp);
+    let n_in = model.ffn_act.n_matrices() as f64 - 1.0;
+    // Tokens that enter a rank's FFN products per token of the micro-batch, and the FFN width
+    // they run at: top_k routed copies of the etp/tp share an expert-tensor group gathers, plus
+    // the shared experts.
+    let (ffn_copies, ffn_width) = match model.moe {
+        Some(m) => (
+            f64::from(m.top_k) * f64::from(s.expert_tp()) / tp,
+            f64::from(model.ffn) * f64::from(m.top_k) + f64::from(m.shared_ffn),
+        ),
+        None => (1.0, f64::from(model.ffn)),
+    };
+    // Forward: QKV input, attention output, FFN input, FFN hidden.
+    let fwd = h + q / tp + ffn_copies * h + ffn_width / tp;
+    // Backward: the gradients of QKV, of the attention projection, of the FFN up (and gate)
+    // products and of the FFN down product.
+    let bwd = (q + 2.0 * kv) / tp + h + n_in * ffn_width / tp + ffn_copies * h;
+    let per = FP8_CAST_BYTES_PER_ELEMENT * tokens;
+    (Bytes(per * fwd), Bytes(per * bwd))
 }
 
 /// Exposed time of `comm` run concurrently with `window` of compute: what does not fit in the
@@ -740,6 +781,76 @@ mod tests {
         );
         assert!(b.step.get() < a.step.get());
         assert_eq!(a.compute, b.compute);
+    }
+
+    #[test]
+    fn fp8_casts_read_the_gathered_inputs_on_every_tensor_parallel_rank() {
+        // Llama 3 8B's layer: h 4096, 32 query heads and 8 KV heads of 128, SwiGLU FFN 14336.
+        // Per token, forward casts the QKV input (h), the attention output (q/tp), the FFN input
+        // (h) and its hidden (ffn/tp); backward the gradients of QKV ((q + 2kv)/tp), of the
+        // projection (h), of the gate and up products (2·ffn/tp) and of the down product (h);
+        // 5 bytes each.
+        let llama = trainplan_model::Model {
+            hidden: 4096,
+            n_heads: 32,
+            n_kv_heads: 8,
+            head_dim: 128,
+            ffn: 14336,
+            ffn_act: trainplan_model::FfnActivation::Swiglu,
+            ..gpt3()
+        };
+        let tokens = 8192.0;
+        let bytes = |tp: u32| {
+            let (f, b) = super::fp8_cast_bytes(&llama, tokens, &strategy(1, tp, 1));
+            (f.get() / (5.0 * tokens), b.get() / (5.0 * tokens))
+        };
+        assert_eq!(
+            bytes(1),
+            (
+                4096.0 + 4096.0 + 4096.0 + 14336.0,
+                6144.0 + 4096.0 + 28672.0 + 4096.0
+            )
+        );
+        assert_eq!(
+            bytes(8),
+            (
+                4096.0 + 512.0 + 4096.0 + 1792.0,
+                768.0 + 4096.0 + 3584.0 + 4096.0
+            )
+        );
+        // The products split 8 ways, the hidden-width casts do not: the casts' share grows.
+        assert!(bytes(8).0 * 8.0 > bytes(1).0 * 3.0);
+        // Only fp8 runs pay them, at HBM speed: doubling the bandwidth saves an fp8 step half
+        // the casts more than it saves a bf16 step.
+        let cluster = |hbm_tbps: f64| {
+            let mut c = crate::testing::a100(8);
+            c.accelerator.fp8_peak = Some(trainplan_units::FlopRate::from_tflops(624.0));
+            c.accelerator.hbm_bandwidth = trainplan_units::ByteRate::from_tbps(hbm_tbps);
+            c
+        };
+        let bf16 = job(64);
+        let fp8 = crate::Job {
+            precision: crate::Precision::Fp8,
+            ..bf16
+        };
+        let s = strategy(1, 8, 1);
+        let compute = |job: &crate::Job, hbm_tbps: f64| {
+            evaluate(&llama, &cluster(hbm_tbps), job, &s)
+                .unwrap()
+                .time
+                .compute
+                .get()
+        };
+        let saved = |job: &crate::Job| compute(job, 2.0) - compute(job, 4.0);
+        let (f, b) = super::fp8_cast_bytes(&llama, 2048.0, &s);
+        let hbm = 2.0e12 * cluster(2.0).accelerator.efficiency.hbm_fraction;
+        let casts_s = (f + b).get() / hbm * f64::from(llama.n_layers) * 64.0;
+        let extra = saved(&fp8) - saved(&bf16);
+        assert!(
+            (extra - casts_s / 2.0).abs() < 1e-9 * casts_s,
+            "{extra} vs {}",
+            casts_s / 2.0
+        );
     }
 
     #[test]
