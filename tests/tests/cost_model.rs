@@ -86,6 +86,7 @@ fn job(seq_len: u32, global_batch: u32, precision: Precision) -> Job {
         precision,
         grad_bytes: 4.0,
         optimizer: Optimizer::Deepspeed,
+        framework: None,
     }
 }
 

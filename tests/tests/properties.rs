@@ -13,7 +13,7 @@ use trainplan_io::scenario::Scenario;
 use trainplan_io::Database;
 use trainplan_model::{FfnActivation, Model, Moe, Positions};
 use trainplan_parallel::{
-    estimate, evaluate, EpDispatcher, Estimate, Job, Optimizer, Precision, Recompute,
+    estimate, evaluate, EpDispatcher, Estimate, Framework, Job, Optimizer, Precision, Recompute,
     Strategy as Layout,
 };
 use trainplan_search::{Constraints, MicroBatches, SearchBuilder, SpaceSpec, Target};
@@ -199,15 +199,17 @@ fn arb_job() -> impl Strategy<Value = Job> {
         arb_precision(),
         prop_oneof![Just(2.0), Just(4.0)],
         prop::sample::select(Optimizer::ALL.to_vec()),
+        prop::option::of(prop::sample::select(Framework::ALL.to_vec())),
     )
         .prop_map(
-            |(seq_len, global_batch, tokens, precision, grad_bytes, optimizer)| Job {
+            |(seq_len, global_batch, tokens, precision, grad_bytes, optimizer, framework)| Job {
                 seq_len,
                 global_batch,
                 tokens,
                 precision,
                 grad_bytes,
                 optimizer,
+                framework,
             },
         )
 }
@@ -590,6 +592,7 @@ proptest! {
             precision: Precision::Bf16,
             grad_bytes: 4.0,
             optimizer: Optimizer::Deepspeed,
+            framework: None,
         };
         let mut spec = SpaceSpec::new(
             vec![Target { accelerator, node, price_usd_per_gpu_hour: Some(2.0) }],

@@ -93,6 +93,8 @@ struct Report {
     ep_dispatcher: &'static str,
     /// How the model states are held below ZeRO-3 (`[job] optimizer`).
     optimizer: &'static str,
+    /// The framework whose conventions were priced (`[job] framework`); null when unstated.
+    framework: Option<&'static str>,
 }
 
 fn report(sc: &Scenario, cluster: &Cluster, s: &Strategy, e: &Estimate) -> Report {
@@ -155,6 +157,7 @@ fn report(sc: &Scenario, cluster: &Cluster, s: &Strategy, e: &Estimate) -> Repor
         ep_comm_overlap: s.ep_overlap_active(&sc.job),
         ep_dispatcher: s.ep_dispatcher.as_str(),
         optimizer: sc.job.optimizer.as_str(),
+        framework: sc.job.framework.map(trainplan_parallel::Framework::as_str),
     }
 }
 
@@ -525,6 +528,7 @@ pub(crate) fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate
         "- activations {}: {} bytes per layer (Korthikanti et al. 2022, split by tensor for this model's attention and FFN{}) with recompute = {}{}, × {} layers × {} micro-batch(es) in flight (1F1B keeps pp in flight){}.",
         gib(mem.activations),
         match s.effective_recompute() {
+            _ if s.op_level_selective(job) => "2·s·b·(h + 2·q + kv + saved FFN outputs) (the layer input, Q, V, the attention output and the FFN's first product, plus SwiGLU's down product: every other product, as PyTorch's op-level selective checkpointing saves them)",
             trainplan_parallel::Recompute::Full => "2·s·b·h (each layer's input only)",
             _ if s.flash_attention => "s·b·h·34 (the 5·a·s²·b attention scores never stored by the fused kernel)",
             trainplan_parallel::Recompute::Selective => "s·b·h·34 (the 5·a·s²·b attention scores recomputed)",
@@ -547,10 +551,11 @@ pub(crate) fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate
         let _ = writeln!(
             o,
             "  Each stage also keeps its output (2·s·b·h/tp bytes) for every chunk forward in flight until its backward, as {}.",
-            if s.fsdp_with_pipeline() {
-                "PyTorch's pipeline schedules do"
-            } else {
-                "DeepSpeed's and PyTorch's pipeline engines do; Megatron-LM frees it once sent (optimizer = \"megatron\")"
+            match job.framework {
+                Some(trainplan_parallel::Framework::Deepspeed) => "DeepSpeed's pipeline engine does (framework = \"deepspeed\")",
+                Some(trainplan_parallel::Framework::Pytorch) => "PyTorch's pipeline schedules do (framework = \"pytorch\")",
+                _ if s.fsdp_with_pipeline() => "PyTorch's pipeline schedules do",
+                _ => "DeepSpeed's and PyTorch's pipeline engines do; Megatron-LM frees it once sent (optimizer = \"megatron\" or framework = \"megatron\")",
             }
         );
     }
@@ -582,7 +587,7 @@ pub(crate) fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate
     let peak = c.peak_or_bf16(job.precision.matmul_dtype());
     let _ = writeln!(
         o,
-        "- compute {:.3} s ({:.0}%): {:.3e} FLOPs per token × {} tokens per step / {} GPUs, at {:.0}% of the {:.0} TFLOP/s {} peak for large products (fitted), less for small shapes and attention.",
+        "- compute {:.3} s ({:.0}%): {:.3e} FLOPs per token × {} tokens per step / {} GPUs, at {:.0}% of the {:.0} TFLOP/s {} peak for large products (fitted), less for small shapes and attention{}.",
         t.compute.get(),
         share(t.compute.get()),
         e.model_flops_per_token.get(),
@@ -595,7 +600,14 @@ pub(crate) fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate
                 a.efficiency.matmul_fraction
             },
         peak.tflops(),
-        job.precision.as_str()
+        job.precision.as_str(),
+        if s.recompute_stops_early(job) {
+            "; the recomputation stops before each layer's FFN down product, whose backward needs only its input (PyTorch's early-stopping checkpoint)"
+        } else if s.op_level_selective(job) {
+            "; the recomputation reruns K, the attention projection, the FFN up product and the element-wise work, not the attention (PyTorch's op-level selective checkpointing)"
+        } else {
+            ""
+        }
     );
     let tp_group = Group {
         size: s.tp,

@@ -654,6 +654,54 @@ fn the_optimizer_field_changes_the_gradients_and_the_explanation() {
 }
 
 #[test]
+fn the_framework_field_prices_its_conventions_and_rejects_what_it_cannot_run() {
+    // The bundled Megatron GPT-3 scenario (tp 8 × pp 16, interleaved) under each framework.
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::fs::read_to_string(path("scenarios/gpt3-175b-megatron.toml")).unwrap();
+    let with = |framework: &str| {
+        let file = dir.path().join(format!("{framework}.toml"));
+        std::fs::write(
+            &file,
+            src.replace("[job]\n", &format!("[job]\nframework = \"{framework}\"\n")),
+        )
+        .unwrap();
+        file.to_str().unwrap().to_string()
+    };
+    let megatron = evaluate_json(&with("megatron"));
+    assert_eq!(megatron["framework"], "megatron");
+    assert_eq!(
+        evaluate_json(&path("scenarios/gpt3-175b-megatron.toml"))["framework"],
+        serde_json::Value::Null
+    );
+    // DeepSpeed's pipeline engine cannot interleave: the error names the field and the fix.
+    let out = trainplan(&["evaluate", &with("deepspeed")]);
+    assert!(!out.status.success());
+    let e = text(&out.stderr);
+    assert!(
+        e.contains("vpp") && e.contains("DeepSpeed") && e.contains("1F1B"),
+        "{e}"
+    );
+    // Under PyTorch "selective" is op-level checkpointing: it keeps every other product's
+    // output where Megatron's (attention scores only, never stored by the fused kernel) keeps
+    // everything, and reruns the rest in backward.
+    let pytorch = evaluate_json(&with("pytorch"));
+    let get = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap();
+    assert!(
+        get(&pytorch, "mem_activations_gib") < get(&megatron, "mem_activations_gib"),
+        "{pytorch} vs {megatron}"
+    );
+    assert!(get(&pytorch, "compute_s") > get(&megatron, "compute_s"));
+    // HFU counts the rerun products; Megatron's fused-kernel selective reruns nothing.
+    assert!(get(&pytorch, "hfu") > get(&pytorch, "mfu"));
+    assert_eq!(get(&megatron, "hfu"), get(&megatron, "mfu"));
+    // An unknown framework is refused with the allowed names.
+    let out = trainplan(&["evaluate", &with("jax")]);
+    assert!(!out.status.success());
+    let e = text(&out.stderr);
+    assert!(e.contains("job.framework") && e.contains("pytorch"), "{e}");
+}
+
+#[test]
 fn overlapping_the_expert_all_to_all_is_a_strategy_field() {
     // NVIDIA's Qwen3-235B layout, and the same with the all-to-all behind another micro-batch
     // (the Megatron-MoE-ModelZoo run that measured 12% faster with its "1F1B A2A overlap").

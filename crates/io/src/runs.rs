@@ -3,7 +3,7 @@
 
 use crate::{IoError, Location};
 use std::collections::HashMap;
-use trainplan_parallel::{EpDispatcher, Optimizer};
+use trainplan_parallel::{EpDispatcher, Framework, Optimizer};
 
 /// Columns a runs CSV must have.
 pub const REQUIRED_COLUMNS: [&str; 28] = [
@@ -123,6 +123,9 @@ pub struct RunRow {
     /// trainplan's optional column: `deepspeed` or `megatron`, how the model states are held
     /// (see `[job] optimizer`); empty means Megatron's layout for fp8, DeepSpeed's otherwise.
     pub optimizer: Option<String>,
+    /// trainplan's optional column: `megatron`, `deepspeed` or `pytorch`, the framework that ran
+    /// the job (see `[job] framework`); empty keeps the framework-neutral rules.
+    pub framework: Option<String>,
     /// trainplan's optional column: `alltoall` or `deepep`, how the expert all-to-all moves
     /// tokens (see `[strategy] ep_dispatcher`); empty lets `validate` try both.
     pub ep_dispatcher: Option<String>,
@@ -375,6 +378,7 @@ pub fn parse_runs(path: &str, bytes: &[u8]) -> Result<Vec<RunRow>, IoError> {
             tp_comm_overlap,
             ep_comm_overlap: boolean("ep_comm_overlap")?,
             optimizer: choice("optimizer", &Optimizer::ALL.map(Optimizer::as_str))?,
+            framework: choice("framework", &Framework::ALL.map(Framework::as_str))?,
             ep_dispatcher: choice(
                 "ep_dispatcher",
                 &EpDispatcher::ALL.map(EpDispatcher::as_str),
@@ -590,6 +594,27 @@ mod tests {
         );
         let e = bad("yes,,");
         assert!(e.contains("tp_comm_overlap") && e.contains("`yes`"), "{e}");
+        // The framework column: read, and it sets the optimizer when that is empty.
+        let header_fw = format!("{HEADER},framework");
+        let fw = |cell: &str| {
+            parse_runs(
+                "runs.csv",
+                format!("{header_fw}\n{row},{cell}\n").as_bytes(),
+            )
+        };
+        let spec = fw("megatron").unwrap()[0].to_spec(&db, "runs.csv").unwrap();
+        assert_eq!(
+            spec.job.framework,
+            Some(trainplan_parallel::Framework::Megatron)
+        );
+        assert_eq!(spec.job.optimizer, trainplan_parallel::Optimizer::Megatron);
+        let spec = fw("").unwrap()[0].to_spec(&db, "runs.csv").unwrap();
+        assert_eq!(spec.job.framework, None);
+        let e = fw("jax").unwrap_err().to_string();
+        assert!(
+            e.contains("framework") && e.contains("megatron, deepspeed, pytorch"),
+            "{e}"
+        );
         // Overlap without sequence parallelism is refused, as in a scenario.
         let no_sp = row.replace(",true,,64,", ",false,,64,");
         let e = parse_runs("runs.csv", format!("{header}\n{no_sp},true,,\n").as_bytes())
@@ -780,6 +805,7 @@ impl RunRow {
             ));
             gb
         };
+        let framework = self.framework.as_deref().and_then(Framework::from_name);
         let job = Job {
             seq_len,
             global_batch,
@@ -790,7 +816,8 @@ impl RunRow {
                 .optimizer
                 .as_deref()
                 .and_then(Optimizer::from_name)
-                .unwrap_or(Optimizer::default_for(precision)),
+                .unwrap_or(Optimizer::default_for_framework(framework, precision)),
+            framework,
         };
         let template = trainplan_search::validate::Template {
             tp: self.tp,

@@ -27,7 +27,7 @@ use crate::{tomlfile, Database, IoError, Location};
 use serde::Deserialize;
 use trainplan_hardware::{Accelerator, Cluster, Node};
 use trainplan_model::{FfnActivation, Model, Moe, Positions, Recompute};
-use trainplan_parallel::{EpDispatcher, Job, Optimizer, Precision, Strategy};
+use trainplan_parallel::{EpDispatcher, Framework, Job, Optimizer, Precision, Strategy};
 
 /// What every scenario holds, for messages about a missing or empty file.
 const SECTIONS: &str = "a scenario needs the sections [model], [cluster] and [job] \
@@ -146,6 +146,9 @@ pub struct JobSection {
     /// The optimizer implementation holding the model states: `deepspeed` (default) or
     /// `megatron`.
     pub optimizer: Option<OptimizerName>,
+    /// The framework running the job: `megatron`, `deepspeed` or `pytorch` (default: unstated,
+    /// framework-neutral rules).
+    pub framework: Option<FrameworkName>,
     /// Price of a GPU-hour in USD (default: the hardware database's).
     pub price_usd_per_gpu_hour: Option<f64>,
     /// Deadline in days.
@@ -194,6 +197,28 @@ pub enum EpDispatcherName {
     Alltoall,
     /// One copy per destination node, forwarded inside it (DeepEP).
     Deepep,
+}
+
+/// Framework names.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FrameworkName {
+    /// Megatron-LM, Megatron-Core, NeMo.
+    Megatron,
+    /// DeepSpeed, Megatron-DeepSpeed.
+    Deepspeed,
+    /// PyTorch-native: torchtitan, FSDP, llm-foundry.
+    Pytorch,
+}
+
+impl From<FrameworkName> for Framework {
+    fn from(f: FrameworkName) -> Self {
+        match f {
+            FrameworkName::Megatron => Framework::Megatron,
+            FrameworkName::Deepspeed => Framework::Deepspeed,
+            FrameworkName::Pytorch => Framework::Pytorch,
+        }
+    }
 }
 
 impl From<OptimizerName> for Optimizer {
@@ -476,16 +501,18 @@ impl Scenario {
             .or(accelerator.price_usd_per_gpu_hour);
         let deadline_days = positive("deadline_days", file.job.deadline_days)?;
         let budget_usd = positive("budget_usd", file.job.budget_usd)?;
+        let framework = file.job.framework.map(Framework::from);
         let job = Job {
             seq_len,
             global_batch,
             tokens,
             precision,
             grad_bytes,
-            optimizer: file
-                .job
-                .optimizer
-                .map_or(Optimizer::default_for(precision), Optimizer::from),
+            optimizer: file.job.optimizer.map_or_else(
+                || Optimizer::default_for_framework(framework, precision),
+                Optimizer::from,
+            ),
+            framework,
         };
 
         let strategy = match &file.strategy {

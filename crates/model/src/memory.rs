@@ -117,6 +117,35 @@ impl Model {
         Bytes(replicated / replicated_div + sharded / t)
     }
 
+    /// Bytes one layer keeps for backward under PyTorch's op-level selective checkpointing
+    /// (torchtitan `selective_ac_option = "op"`, `torchtitan/models/llama3/infra/parallelize.py`,
+    /// `_op_sac_save_list`): the checkpoint keeps the layer input; inside it the outputs of the
+    /// fused attention and of every other matrix product in execution order (the 1st, 3rd, ...:
+    /// Q, V, the first FFN input product and, for SwiGLU, the down product) are saved, the rest
+    /// recomputed. Row-parallel products save their unreduced `s·b·h` output on every rank.
+    #[inline]
+    pub fn op_selective_activation_bytes_per_layer(&self, cfg: &ActivationConfig) -> Bytes {
+        let sb = f64::from(cfg.seq_len) * f64::from(cfg.micro_batch);
+        let h = f64::from(self.hidden);
+        let t = f64::from(cfg.tp.max(1));
+        let replicated_div = if cfg.sequence_parallel { t } else { 1.0 };
+        let input = 2.0 * sb * h / replicated_div;
+        let q = self.q_dim() / t;
+        let kv = self.kv_dim_over_ranks(cfg.tp) / t;
+        let (k, shared) = self.moe.map_or((1.0, 0.0), |m| {
+            (f64::from(m.top_k), f64::from(m.shared_ffn))
+        });
+        let f = (f64::from(self.ffn) * k + shared) / t;
+        // Widths saved, per token: Q and V, the fused attention's output, then the FFN.
+        let ffn_saved = match self.ffn_act {
+            // up (saved), down (recomputed).
+            FfnActivation::Gelu => f,
+            // gate (saved), up (recomputed), down (saved, one h-wide output per expert run).
+            FfnActivation::Swiglu => f + h * (k + if shared > 0.0 { 1.0 } else { 0.0 }),
+        };
+        Bytes(input + 2.0 * sb * (q + kv + q + ffn_saved))
+    }
+
     /// Bytes of the output layer and loss on the last pipeline stage, sharded over t: the 16-bit
     /// logits and the fp32 log-softmax kept for backward (2 + 4 bytes per logit, as Megatron's
     /// vocab-parallel cross entropy keeps them).
@@ -142,6 +171,41 @@ mod tests {
             flash_attention: false,
             fp8_linear_inputs: false,
         }
+    }
+
+    #[test]
+    fn op_level_selective_checkpointing_keeps_every_other_product() {
+        // Llama 3 70B (h 8192, 64 query heads and 8 KV heads of 128, SwiGLU FFN 28672) at tp 1,
+        // 2048 tokens: the 16-bit layer input, Q (8192), V (1024), the attention output (8192),
+        // the gate product (28672) and the down product (8192) per token.
+        let m = crate::testing::llama3_70b();
+        let c = ActivationConfig {
+            flash_attention: true,
+            ..cfg(1, false, Recompute::Selective)
+        };
+        let per_token = 2.0 * (8192.0 + 8192.0 + 1024.0 + 8192.0 + 28672.0 + 8192.0);
+        let got = m.op_selective_activation_bytes_per_layer(&c).get();
+        assert!((got - 2048.0 * per_token).abs() < 1e-6, "{got}");
+        // Between full recomputation (the input only) and keeping everything.
+        let full = m
+            .activation_bytes_per_layer(&cfg(1, false, Recompute::Full))
+            .get();
+        let none = m
+            .activation_bytes_per_layer(&ActivationConfig {
+                recompute: Recompute::None,
+                ..c
+            })
+            .get();
+        assert!(full < got && got < none, "{full} < {got} < {none}");
+        // At tp 8 with sequence parallelism the input shards 8 ways, the column-parallel outputs
+        // split, and the down product keeps its unreduced 8192-wide output.
+        let c8 = ActivationConfig {
+            flash_attention: true,
+            ..cfg(8, true, Recompute::Selective)
+        };
+        let per_token = 2.0 * (8192.0 / 8.0 + (8192.0 + 1024.0 + 8192.0 + 28672.0) / 8.0 + 8192.0);
+        let got = m.op_selective_activation_bytes_per_layer(&c8).get();
+        assert!((got - 2048.0 * per_token).abs() < 1e-6, "{got}");
     }
 
     #[test]

@@ -137,6 +137,20 @@ pub enum Infeasible {
         tp: u32,
     },
     /// ZeRO stage out of range.
+    #[error("framework {framework} has no interleaved pipeline schedule (vpp {vpp}): DeepSpeed's pipeline engine runs plain 1F1B; use vpp = 1 or another framework")]
+    FrameworkInterleaving {
+        /// The framework.
+        framework: &'static str,
+        /// The virtual stages asked for.
+        vpp: u32,
+    },
+    #[error("framework {framework} takes ZeRO-0 or 1 under a pipeline, not ZeRO-{zero}: DeepSpeed's pipeline engine refuses gradient and parameter sharding; use zero = 1 or pp = 1")]
+    FrameworkZero {
+        /// The framework.
+        framework: &'static str,
+        /// The ZeRO stage asked for.
+        zero: u8,
+    },
     #[error("ZeRO stage {zero} does not exist (allowed: 0, 1, 2, 3)")]
     ZeroStage {
         /// The stage given.
@@ -182,6 +196,9 @@ impl Infeasible {
             | Infeasible::EtpDense { .. }
             | Infeasible::EtpNeedsSp { .. } => "etp",
             Infeasible::ZeroStage { .. } => "zero_stage",
+            Infeasible::FrameworkInterleaving { .. } | Infeasible::FrameworkZero { .. } => {
+                "framework"
+            }
             Infeasible::NoFp8 => "no_fp8",
             Infeasible::SeqLen { .. } => "seq_len",
             Infeasible::OutOfMemory { .. } => "out_of_memory",

@@ -30,7 +30,7 @@ pub use envelope::{
 pub use errors::Infeasible;
 pub use memory::MemoryBreakdown;
 pub use strategy::{
-    kv_heads_split_or_replicate, EpDispatcher, Job, Optimizer, Precision, Strategy,
+    kv_heads_split_or_replicate, EpDispatcher, Framework, Job, Optimizer, Precision, Strategy,
 };
 pub use time::{Bottleneck, TimeBreakdown};
 pub use trainplan_model::Recompute;
@@ -106,8 +106,15 @@ fn priced(
     let tokens_per_s_per_gpu = tokens_per_s / n_gpus;
     let peak = cluster.peak_or_bf16(job.precision.matmul_dtype());
     let mfu = flops.model().get() * tokens_per_s_per_gpu / peak.get();
-    let hfu =
-        flops.hardware(strategy.effective_recompute()).get() * tokens_per_s_per_gpu / peak.get();
+    let hardware = match pytorch_rerun_share(model, job, strategy) {
+        // Op-level selective checkpointing keeps the attention; early stop reruns it.
+        Some(share) if strategy.op_level_selective(job) => {
+            flops.model() + flops.layers_matmul_fwd * share
+        }
+        Some(share) => flops.model() + flops.layers_matmul_fwd * share + flops.attention_fwd,
+        None => flops.hardware(strategy.effective_recompute()),
+    };
+    let hfu = hardware.get() * tokens_per_s_per_gpu / peak.get();
     let bottleneck = time::bottleneck(&time, &memory);
     Estimate {
         memory,
@@ -119,6 +126,26 @@ fn priced(
         hfu,
         model_flops_per_token: flops.model(),
         bottleneck,
+    }
+}
+
+/// The share of a layer's forward product FLOPs that PyTorch's checkpointing reruns, by weights:
+/// all but the FFN down products under early stop, K, the attention projection and SwiGLU's up
+/// (GELU's down) product under op-level selective checkpointing; `None` for the other
+/// frameworks' whole-layer or attention-only recomputation.
+fn pytorch_rerun_share(model: &Model, job: &Job, s: &Strategy) -> Option<f64> {
+    let h = f64::from(model.hidden);
+    let (k, shared) = model.moe.map_or((1.0, 0.0), |m| {
+        (f64::from(m.top_k), f64::from(m.shared_ffn))
+    });
+    let ffn_one_matrix = h * (f64::from(model.ffn) * k + shared);
+    let total = model.attention_params() + ffn_one_matrix * model.ffn_act.n_matrices() as f64;
+    if s.op_level_selective(job) {
+        Some((h * model.kv_dim() + h * model.q_dim() + ffn_one_matrix) / total)
+    } else if s.recompute_stops_early(job) {
+        Some((total - ffn_one_matrix) / total)
+    } else {
+        None
     }
 }
 

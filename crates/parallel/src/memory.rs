@@ -190,7 +190,11 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
         flash_attention: s.flash_attention,
         fp8_linear_inputs: job.precision == crate::Precision::Fp8,
     };
-    let per_layer = model.activation_bytes_per_layer(&cfg);
+    let per_layer = if s.op_level_selective(job) {
+        model.op_selective_activation_bytes_per_layer(&cfg)
+    } else {
+        model.activation_bytes_per_layer(&cfg)
+    };
     let layers = f64::from(s.max_layers_per_rank(model));
     let m = s.micro_batches(job);
     // 1F1B keeps p micro-batches in flight on the first stage; interleaving adds
@@ -229,8 +233,10 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
     let working = match s.recompute {
         Recompute::None => Bytes::ZERO,
         // The recomputed attention scores of one layer (nothing when a fused kernel never
-        // stores them).
-        Recompute::Selective => model.activation_bytes_per_layer(&kept_all) - per_layer,
+        // stores them); under op-level checkpointing, the recomputed rest of the layer.
+        Recompute::Selective => {
+            (model.activation_bytes_per_layer(&kept_all) - per_layer).max(Bytes::ZERO)
+        }
         Recompute::Full => model.activation_bytes_per_layer(&kept_all),
     };
     let logits = model.logits_bytes(seq, s.micro_batch, s.tp);
@@ -349,6 +355,53 @@ mod tests {
             activations(Optimizer::Deepspeed, 1, 1),
             activations(Optimizer::Megatron, 1, 1)
         );
+    }
+
+    #[test]
+    fn a_stated_framework_decides_the_stage_outputs_and_its_pipeline_limits() {
+        use crate::{Framework, Infeasible};
+        let (model, cluster) = (gpt3(), a100(1024));
+        let with = |framework: Option<Framework>, optimizer: Optimizer| crate::Job {
+            optimizer,
+            framework,
+            ..job(1536)
+        };
+        let s = strategy(8, 8, 16);
+        // A stated framework overrides the optimizer's stand-in: Megatron frees the outputs
+        // whatever holds the states, DeepSpeed and PyTorch keep them.
+        for (framework, optimizer, keeps) in [
+            (None, Optimizer::Megatron, false),
+            (None, Optimizer::Deepspeed, true),
+            (Some(Framework::Megatron), Optimizer::Deepspeed, false),
+            (Some(Framework::Deepspeed), Optimizer::Megatron, true),
+            (Some(Framework::Pytorch), Optimizer::Megatron, true),
+        ] {
+            assert_eq!(
+                s.keeps_stage_outputs(&with(framework, optimizer)),
+                keeps,
+                "{framework:?} {optimizer:?}"
+            );
+        }
+        // DeepSpeed's pipeline engine has no interleaving and no ZeRO-2/3.
+        let ds = with(Some(Framework::Deepspeed), Optimizer::Deepspeed);
+        let interleaved = crate::Strategy { vpp: 2, ..s };
+        assert!(matches!(
+            crate::evaluate(&model, &cluster, &ds, &interleaved),
+            Err(Infeasible::FrameworkInterleaving { vpp: 2, .. })
+        ));
+        let zero2 = crate::Strategy { zero: 2, ..s };
+        assert!(matches!(
+            crate::evaluate(&model, &cluster, &ds, &zero2),
+            Err(Infeasible::FrameworkZero { zero: 2, .. })
+        ));
+        // Both run under Megatron, and without a pipeline under DeepSpeed.
+        let mega = with(Some(Framework::Megatron), Optimizer::Megatron);
+        assert!(crate::evaluate(&model, &cluster, &mega, &interleaved).is_ok());
+        let flat = crate::Strategy {
+            zero: 3,
+            ..strategy(128, 8, 1)
+        };
+        assert!(crate::evaluate(&model, &cluster, &ds, &flat).is_ok());
     }
 
     #[test]

@@ -73,6 +73,17 @@ impl Optimizer {
         }
     }
 
+    /// The layout to assume when a file states its framework but not the optimizer: Megatron's
+    /// own distributed optimizer, DeepSpeed's ZeRO optimizers, and for PyTorch (or no
+    /// framework) [`Optimizer::default_for`] the precision.
+    pub fn default_for_framework(framework: Option<Framework>, precision: Precision) -> Self {
+        match framework {
+            Some(Framework::Megatron) => Optimizer::Megatron,
+            Some(Framework::Deepspeed) => Optimizer::Deepspeed,
+            Some(Framework::Pytorch) | None => Self::default_for(precision),
+        }
+    }
+
     /// The name used in files.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -118,6 +129,47 @@ impl EpDispatcher {
     }
 }
 
+/// The training framework running the job: the conventions it fixes that a layout does not
+/// state. Unstated (`None` in [`Job::framework`]), trainplan keeps its framework-neutral rules:
+/// the stage-output rule follows `optimizer`, interleaving and every ZeRO stage are allowed, and
+/// full recomputation reruns the whole layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Framework {
+    /// Megatron-LM / Megatron-Core and NeMo: stage outputs freed once sent, interleaving, its own
+    /// `CheckpointFunction` rerunning each recomputed layer whole.
+    Megatron,
+    /// DeepSpeed, alone or under Megatron-DeepSpeed: its `PipelineEngine` runs plain 1F1B and
+    /// keeps stage outputs, takes ZeRO-0/1 only under a pipeline, and its activation
+    /// checkpointing reruns each layer whole.
+    Deepspeed,
+    /// PyTorch-native (torchtitan, FSDP, llm-foundry): pipelining keeps stage outputs, and
+    /// non-reentrant `torch.utils.checkpoint` stops recomputing once the last saved tensor is back.
+    Pytorch,
+}
+
+impl Framework {
+    /// Every framework, in a fixed order.
+    pub const ALL: [Framework; 3] = [
+        Framework::Megatron,
+        Framework::Deepspeed,
+        Framework::Pytorch,
+    ];
+
+    /// The name used in files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Framework::Megatron => "megatron",
+            Framework::Deepspeed => "deepspeed",
+            Framework::Pytorch => "pytorch",
+        }
+    }
+
+    /// The framework named `name` in a file, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == name)
+    }
+}
+
 /// What is trained: sequence length, batch, tokens and precision.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Job {
@@ -134,6 +186,8 @@ pub struct Job {
     pub grad_bytes: f64,
     /// The implementation holding the model states (how gradients are kept below ZeRO-3).
     pub optimizer: Optimizer,
+    /// The framework running the job, when stated (see [`Framework`]).
+    pub framework: Option<Framework>,
 }
 
 /// One parallel layout.
@@ -288,6 +342,22 @@ impl Strategy {
                 micro_batch: self.micro_batch,
             });
         }
+        // DeepSpeed's pipeline engine schedules plain 1F1B (`runtime/pipe/schedule.py`,
+        // `TrainSchedule`) and asserts ZeRO stage < 2 (`runtime/pipe/engine.py`).
+        if job.framework == Some(Framework::Deepspeed) && self.pp > 1 {
+            if self.vpp > 1 {
+                return Err(Infeasible::FrameworkInterleaving {
+                    framework: "deepspeed",
+                    vpp: self.vpp,
+                });
+            }
+            if self.zero >= 2 {
+                return Err(Infeasible::FrameworkZero {
+                    framework: "deepspeed",
+                    zero: self.zero,
+                });
+            }
+        }
         let m = self.micro_batches(job);
         if self.vpp > 1 && (self.pp == 1 || m % self.pp != 0) {
             return Err(Infeasible::Interleaving {
@@ -396,11 +466,35 @@ impl Strategy {
     /// Whether each pipeline stage keeps its forward outputs until their backward: DeepSpeed's
     /// `PipelineEngine` (`pipe_buffers['outputs']`) and PyTorch's pipelining (`fwd_cache`) do;
     /// Megatron-LM frees the data once sent (`deallocate_pipeline_outputs`, set by its
-    /// training loop), so `optimizer = "megatron"` stands for Megatron-LM's loop here too, except
-    /// under ZeRO-2, which past pp 1 is always PyTorch's pipelining.
+    /// training loop). Without a stated framework, `optimizer = "megatron"` stands for
+    /// Megatron-LM's loop here too, except under ZeRO-2, which past pp 1 is always PyTorch's
+    /// pipelining.
     #[inline]
     pub fn keeps_stage_outputs(&self, job: &Job) -> bool {
-        self.pp > 1 && (job.optimizer != Optimizer::Megatron || self.fsdp_with_pipeline())
+        self.pp > 1
+            && match job.framework {
+                Some(f) => f != Framework::Megatron,
+                None => job.optimizer != Optimizer::Megatron || self.fsdp_with_pipeline(),
+            }
+    }
+
+    /// Whether selective recomputation is PyTorch's op-level selective checkpointing (torchtitan's
+    /// default `selective_ac_option = "op"`): it saves the fused attention and every other
+    /// product's output and reruns the rest, where Megatron's selective recomputation
+    /// (Korthikanti et al. 2022, section 4.1) reruns only the attention scores.
+    #[inline]
+    pub fn op_level_selective(&self, job: &Job) -> bool {
+        job.framework == Some(Framework::Pytorch) && self.recompute == Recompute::Selective
+    }
+
+    /// Whether full recomputation stops early, before the layer's last product: PyTorch's
+    /// non-reentrant `torch.utils.checkpoint` (the default early stop,
+    /// `torch/utils/checkpoint.py`, `set_checkpoint_early_stop`) stops once every tensor the
+    /// backward saved is back; the FFN down product saves only its input, so it is not rerun.
+    /// Megatron's and DeepSpeed's checkpoint functions rerun the layer's forward whole.
+    #[inline]
+    pub fn recompute_stops_early(&self, job: &Job) -> bool {
+        job.framework == Some(Framework::Pytorch) && self.effective_recompute() == Recompute::Full
     }
 
     /// ZeRO-2 under a pipeline is FSDP with parameters kept gathered between forward and

@@ -26,6 +26,7 @@ pub fn job(global_batch: u32) -> Job {
         precision: Precision::Bf16,
         grad_bytes: 4.0,
         optimizer: crate::Optimizer::Deepspeed,
+        framework: None,
     }
 }
 

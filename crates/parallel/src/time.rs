@@ -208,17 +208,19 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
         None => (tokens, 1.0, tp),
     };
     let q = model.q_dim();
+    // The FFN down products (routed and shared) are the layer's last products.
+    let mut down_t = gemm(ffn_tokens, h, f / ffn_split, mm_rate, d0) * ffn_count;
     let mut mm_t = gemm(tokens, (q + 2.0 * kv) / tp, h, mm_rate, d0)
         + gemm(tokens, h, q / tp, mm_rate, d0)
-        + (gemm(ffn_tokens, n_in * f / ffn_split, h, mm_rate, d0)
-            + gemm(ffn_tokens, h, f / ffn_split, mm_rate, d0))
-            * ffn_count;
+        + gemm(ffn_tokens, n_in * f / ffn_split, h, mm_rate, d0) * ffn_count
+        + down_t;
     // Shared experts run every token of the rank, split over tp like a dense FFN (DeepSeekMoE,
     // Dai et al. 2024, section 3.2; Megatron-Core's SharedExpertMLP).
     if let Some(moe) = model.moe.filter(|m| m.shared_ffn > 0) {
         let fs = f64::from(moe.shared_ffn);
-        mm_t +=
-            gemm(tokens, n_in * fs / tp, h, mm_rate, d0) + gemm(tokens, h, fs / tp, mm_rate, d0);
+        let shared_down = gemm(tokens, h, fs / tp, mm_rate, d0);
+        down_t += shared_down;
+        mm_t += gemm(tokens, n_in * fs / tp, h, mm_rate, d0) + shared_down;
     }
     let logits_t = gemm(
         tokens,
@@ -238,7 +240,30 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
     };
     let attn_t = attn_fwd / attn_rate;
     let layer_fwd = mm_t + attn_t;
-    let layer_bwd = mm_t * (2.0 + mm_recompute) + attn_t * (attn_bwd_factor + attn_recompute);
+    // The products a recomputation reruns, and how much of the layer's element-wise forward.
+    let (recomputed_mm_t, elem_recompute) = if s.op_level_selective(job) {
+        // PyTorch's op-level selective checkpointing reruns every other product (K, the
+        // attention projection, and SwiGLU's up or GELU's down product) and all the
+        // element-wise work, and keeps the attention.
+        let third = match model.ffn_act {
+            trainplan_model::FfnActivation::Swiglu => {
+                let mut up = gemm(ffn_tokens, f / ffn_split, h, mm_rate, d0) * ffn_count;
+                if let Some(moe) = model.moe.filter(|m| m.shared_ffn > 0) {
+                    up += gemm(tokens, f64::from(moe.shared_ffn) / tp, h, mm_rate, d0);
+                }
+                up
+            }
+            trainplan_model::FfnActivation::Gelu => down_t,
+        };
+        let rerun = gemm(tokens, kv / tp, h, mm_rate, d0) + gemm(tokens, h, q / tp, mm_rate, d0);
+        (rerun + third, 1.0)
+    } else if s.recompute_stops_early(job) {
+        // PyTorch's early-stopping checkpoint reruns the layer's products but the last.
+        ((mm_t - down_t) * mm_recompute, mm_recompute)
+    } else {
+        (mm_t * mm_recompute, mm_recompute)
+    };
+    let layer_bwd = mm_t * 2.0 + recomputed_mm_t + attn_t * (attn_bwd_factor + attn_recompute);
 
     // Memory-bound element-wise work at HBM speed.
     let hbm = cluster.accelerator.hbm_bandwidth * eff.hbm_fraction;
@@ -248,11 +273,12 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
     // mirrored 1:1. Full recomputation reruns the forward share.
     let mut elem_fwd = dense_t * (1.0 / 3.0) + permute_t * 0.5;
     let mut elem_bwd =
-        dense_t * ((2.0 + mm_recompute) / 3.0) + permute_t * (0.5 * (1.0 + mm_recompute));
+        dense_t * ((2.0 + elem_recompute) / 3.0) + permute_t * (0.5 * (1.0 + mm_recompute));
     if job.precision == crate::Precision::Fp8 {
+        // The rerun products cast their inputs again.
         let (cast_fwd, cast_bwd) = fp8_cast_bytes(model, tokens, s);
         elem_fwd += cast_fwd / hbm;
-        elem_bwd += (cast_bwd + cast_fwd * mm_recompute) / hbm;
+        elem_bwd += (cast_bwd + cast_fwd * (recomputed_mm_t / mm_t)) / hbm;
     }
 
     let fwd = (layer_fwd + elem_fwd) * layers + logits_t;
@@ -781,6 +807,49 @@ mod tests {
         );
         assert!(b.step.get() < a.step.get());
         assert_eq!(a.compute, b.compute);
+    }
+
+    #[test]
+    fn frameworks_recompute_differently() {
+        use crate::Framework::{Deepspeed, Megatron, Pytorch};
+        use trainplan_model::Recompute::{Full, None, Selective};
+        // Llama 3 70B at tp 8 on 8 GPUs, 64 micro-batches of 2048 tokens.
+        let model = trainplan_model::testing::llama3_70b();
+        let cluster = crate::testing::a100(8);
+        let compute = |framework, recompute| {
+            let job = crate::Job {
+                framework,
+                ..job(64)
+            };
+            let s = crate::Strategy {
+                recompute,
+                ..strategy(1, 8, 1)
+            };
+            evaluate(&model, &cluster, &job, &s)
+                .unwrap()
+                .time
+                .compute
+                .get()
+        };
+        // Megatron and DeepSpeed rerun the whole forward, as the framework-neutral rule does.
+        assert_eq!(compute(Some(Megatron), Full), compute(Option::None, Full));
+        assert_eq!(compute(Some(Deepspeed), Full), compute(Option::None, Full));
+        // PyTorch's early stop skips the FFN down product: 1 · h · ffn of the layer's
+        // 2·h·(q + kv) + 3 · h · ffn weights, per token and layer, at its own shape.
+        let saved = compute(Option::None, Full) - compute(Some(Pytorch), Full);
+        let rate = cluster.peak_or_bf16(crate::Precision::Bf16.matmul_dtype())
+            * cluster.accelerator.efficiency.matmul_fraction;
+        let d0 = cluster.accelerator.efficiency.matmul_half_dim;
+        let down = super::gemm(2048.0, 8192.0, 28672.0 / 8.0, rate, d0).get() * 80.0 * 64.0;
+        assert!((saved - down).abs() < 1e-9 * down, "{saved} vs {down}");
+        // Megatron's selective recomputation under a fused kernel reruns nothing; PyTorch's
+        // op-level one reruns K, the projection and the up product: between none and full.
+        assert_eq!(
+            compute(Some(Megatron), Selective),
+            compute(Some(Megatron), None)
+        );
+        let op = compute(Some(Pytorch), Selective);
+        assert!(compute(Some(Pytorch), None) < op && op < compute(Some(Pytorch), Full));
     }
 
     #[test]

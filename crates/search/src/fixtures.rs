@@ -36,6 +36,7 @@ pub fn job(global_batch: u32, tokens: f64) -> Job {
         precision: Precision::Bf16,
         grad_bytes: 4.0,
         optimizer: trainplan_parallel::Optimizer::Deepspeed,
+        framework: None,
     }
 }
 

@@ -192,8 +192,18 @@ fn appeal(s: &Strategy, e: &Estimate) -> f64 {
 /// exposed. The fp8 peak is a proxy for the generation: it also switches the assumption on for
 /// H100 PCIe and MI300X, whose frameworks' overlap is less established. Leave-one-source-out
 /// error falls from 12.6% to 9.1% with this assumption (`hardware-db/calibration/README.md`).
-fn assumes_tp_overlap(accelerator: &trainplan_hardware::Accelerator) -> bool {
-    accelerator.fp8_peak.is_some()
+/// A run that states its framework is taken at its word: Megatron follows the generation,
+/// DeepSpeed has no comm-GEMM overlap, and PyTorch's async TP is opt-in (it needs
+/// `torch.compile`), so both of those expose the collectives unless the row says otherwise.
+fn assumes_tp_overlap(
+    accelerator: &trainplan_hardware::Accelerator,
+    framework: Option<trainplan_parallel::Framework>,
+) -> bool {
+    use trainplan_parallel::Framework;
+    match framework {
+        Some(Framework::Deepspeed | Framework::Pytorch) => false,
+        Some(Framework::Megatron) | None => accelerator.fp8_peak.is_some(),
+    }
 }
 
 /// The ZeRO stages validate tries: the stated one, or every stage but ZeRO-3 under a pipeline.
@@ -223,7 +233,7 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
     let gpn = run.cluster.node.scaleup_domain.max(1);
     let overlap = t
         .tp_overlap
-        .unwrap_or_else(|| assumes_tp_overlap(&run.cluster.accelerator));
+        .unwrap_or_else(|| assumes_tp_overlap(&run.cluster.accelerator, run.job.framework));
     // A stated tp past the KV heads is priced with the heads replicated (the run did it); a
     // chosen one splits them, as Megatron-Core and torchtitan require and the sweep's default.
     let tps: Vec<u32> = match t.tp {
@@ -477,6 +487,7 @@ mod tests {
                 precision: Precision::Bf16,
                 grad_bytes: 4.0,
                 optimizer: trainplan_parallel::Optimizer::Deepspeed,
+                framework: None,
             },
             template,
             notes: Vec::new(),
@@ -816,5 +827,40 @@ mod tests {
         );
         let no_tp = predict(&no_tp).unwrap();
         assert!(!no_tp.strategy.tp_overlap && !no_tp.chosen.tp_overlap);
+
+        // A stated framework is taken at its word: Megatron overlaps on Hopper, DeepSpeed and
+        // PyTorch (whose async TP is opt-in) do not.
+        for (framework, overlaps) in [
+            (trainplan_parallel::Framework::Megatron, true),
+            (trainplan_parallel::Framework::Deepspeed, false),
+            (trainplan_parallel::Framework::Pytorch, false),
+        ] {
+            let mut r = hopper_like(model(), t);
+            r.job.framework = Some(framework);
+            let p = predict(&r).unwrap();
+            assert_eq!(p.strategy.tp_overlap, overlaps, "{framework:?}");
+        }
+    }
+
+    #[test]
+    fn deepspeed_runs_are_never_given_interleaving() {
+        // GPT-3 13B on 64 A100s at tp 8 × pp 4 with vpp unstated: validate tries interleaving,
+        // but DeepSpeed's engine has no interleaved schedule, so none is chosen.
+        let model = trainplan_model::testing::gpt3("gpt3-13b", 40, 5120, 40);
+        let t = Template {
+            tp: Some(8),
+            pp: Some(4),
+            micro_batch: Some(1),
+            recompute: Some(Recompute::Full),
+            ..Template::default()
+        };
+        let mut r = run(model, t);
+        // Eight micro-batches on four stages: unstated, interleaving wins.
+        r.job.global_batch = 16;
+        assert!(predict(&r).unwrap().strategy.vpp > 1);
+        r.job.framework = Some(trainplan_parallel::Framework::Deepspeed);
+        let p = predict(&r).unwrap();
+        assert_eq!(p.strategy.vpp, 1);
+        assert!(p.strategy.zero <= 1);
     }
 }
