@@ -448,7 +448,7 @@ pub(crate) fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate
     );
     let _ = writeln!(
         o,
-        "Layout: dp {} × tp {} × pp {} × cp {} = {} GPUs{}; {} micro-batch(es) of {} sequences per step (global batch {} = dp × micro-batch × accumulation).\n",
+        "Layout: dp {} × tp {} × pp {} × cp {} = {} GPUs{}; {} micro-batch(es) of {} sequences per step (global batch {} = dp × micro-batch × accumulation){}.\n",
         s.dp,
         s.tp,
         s.pp,
@@ -457,7 +457,16 @@ pub(crate) fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate
         expert_layout(s),
         e.grad_accum,
         s.micro_batch,
-        job.global_batch
+        job.global_batch,
+        job.framework.map_or_else(String::new, |f| format!(
+            "; priced with {}'s conventions (framework = \"{}\")",
+            match f {
+                trainplan_parallel::Framework::Megatron => "Megatron",
+                trainplan_parallel::Framework::Deepspeed => "DeepSpeed",
+                trainplan_parallel::Framework::Pytorch => "PyTorch",
+            },
+            f.as_str()
+        ))
     );
 
     let mem = &e.memory;

@@ -694,6 +694,14 @@ fn the_framework_field_prices_its_conventions_and_rejects_what_it_cannot_run() {
     // HFU counts the rerun products; Megatron's fused-kernel selective reruns nothing.
     assert!(get(&pytorch, "hfu") > get(&pytorch, "mfu"));
     assert_eq!(get(&megatron, "hfu"), get(&megatron, "mfu"));
+    let out = trainplan(&["explain", &with("pytorch")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let explained = text(&out.stdout);
+    assert!(
+        explained.contains("priced with PyTorch's conventions")
+            && explained.contains("op-level selective checkpointing"),
+        "{explained}"
+    );
     // An unknown framework is refused with the allowed names.
     let out = trainplan(&["evaluate", &with("jax")]);
     assert!(!out.status.success());
