@@ -7,7 +7,7 @@
 
 use trainplan_hardware::Cluster;
 use trainplan_model::{Model, Recompute};
-use trainplan_parallel::{evaluate, EpDispatcher, Estimate, Infeasible, Job, Strategy};
+use trainplan_parallel::{evaluate, EpDispatcher, Estimate, Framework, Infeasible, Job, Strategy};
 
 /// The layout fields a source states; `None` = not stated.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -273,8 +273,17 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
             };
             let vpps: Vec<u32> = match t.vpp {
                 Some(v) => vec![v],
+                // DeepSpeed's pipeline engine has no interleaved schedule.
+                None if run.job.framework == Some(Framework::Deepspeed) => vec![1],
+                // Megatron-Core and torchtitan lay out uneven model chunks (Megatron's
+                // `--pipeline-model-parallel-layout`, torchtitan's per-stage module split); a
+                // run that names neither keeps to chunks that divide the layers.
                 None if pp > 1 => (1..=8)
-                    .filter(|&v| v == 1 || run.model.n_layers % (pp * v) == 0)
+                    .filter(|&v| {
+                        v == 1
+                            || run.model.n_layers % (pp * v) == 0
+                            || (run.job.framework.is_some() && pp * v <= run.model.n_layers)
+                    })
                     .collect(),
                 None => vec![1],
             };
@@ -862,5 +871,29 @@ mod tests {
         let p = predict(&r).unwrap();
         assert_eq!(p.strategy.vpp, 1);
         assert!(p.strategy.zero <= 1);
+    }
+
+    #[test]
+    fn a_stated_megatron_or_pytorch_run_may_interleave_uneven_chunks() {
+        // 42 layers on pp 4: no vpp above 1 divides them evenly. Unstated, validate keeps to
+        // even chunks (vpp 1); Megatron-Core and torchtitan lay out uneven ones.
+        let model = trainplan_model::testing::gpt3("gpt3-42l", 42, 5120, 40);
+        let t = Template {
+            tp: Some(8),
+            pp: Some(4),
+            micro_batch: Some(1),
+            recompute: Some(Recompute::Full),
+            ..Template::default()
+        };
+        let mut r = run(model, t);
+        r.job.global_batch = 16;
+        assert_eq!(predict(&r).unwrap().strategy.vpp, 1);
+        for framework in [
+            trainplan_parallel::Framework::Megatron,
+            trainplan_parallel::Framework::Pytorch,
+        ] {
+            r.job.framework = Some(framework);
+            assert!(predict(&r).unwrap().strategy.vpp > 1, "{framework:?}");
+        }
     }
 }
