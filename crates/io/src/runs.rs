@@ -532,6 +532,11 @@ mod tests {
         let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
         let skip = rows[0].to_spec(&db, "runs.csv").unwrap_err();
         assert!(skip.0.starts_with("missing ffn_act"), "{}", skip.0);
+        // Half an MoE description is skipped, not priced as a dense model.
+        let text = format!("{HEADER}\nX-r1,X,M,24,2048,16,,8192,gelu,51200,2048,8,,a100-80gb,8,16,2,2,4,,,,,,64,,1,bf16,4096,,,,false,high,\n");
+        let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
+        let skip = rows[0].to_spec(&db, "runs.csv").unwrap_err();
+        assert!(skip.0.starts_with("missing moe_top_k"), "{}", skip.0);
         // Without n_gpus or a whole layout, the GPU count is missing.
         let text = format!("{HEADER}\nX-r1,X,GPT,24,2048,16,,,gelu,51200,2048,,,a100-80gb,8,,2,,4,,,,,,64,,1,bf16,4096,,,,false,high,\n");
         let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
@@ -729,7 +734,10 @@ impl RunRow {
                 top_k,
                 shared_ffn: self.moe_shared_ffn.unwrap_or(0),
             }),
-            _ => None,
+            // Half an MoE description would silently price a dense model.
+            (Some(_), None) => return Err(missing("moe_top_k (moe_experts is stated)")),
+            (None, Some(_)) => return Err(missing("moe_experts (moe_top_k is stated)")),
+            (None, None) => None,
         };
         let head_dim = match self.head_dim {
             Some(d) => d,
