@@ -93,7 +93,8 @@ struct Report {
     ep_dispatcher: &'static str,
     /// How the model states are held below ZeRO-3 (`[job] optimizer`).
     optimizer: &'static str,
-    /// The framework whose conventions were priced (`[job] framework`); null when unstated.
+    /// The framework whose conventions were priced (`[job] framework`, or `pytorch` implied by
+    /// an FSDP layout); null when neither.
     framework: Option<&'static str>,
 }
 
@@ -157,7 +158,9 @@ fn report(sc: &Scenario, cluster: &Cluster, s: &Strategy, e: &Estimate) -> Repor
         ep_comm_overlap: s.ep_overlap_active(&sc.job),
         ep_dispatcher: s.ep_dispatcher.as_str(),
         optimizer: sc.job.optimizer.as_str(),
-        framework: sc.job.framework.map(trainplan_parallel::Framework::as_str),
+        framework: s
+            .framework(&sc.job)
+            .map(trainplan_parallel::Framework::as_str),
     }
 }
 
@@ -458,14 +461,18 @@ pub(crate) fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate
         e.grad_accum,
         s.micro_batch,
         job.global_batch,
-        job.framework.map_or_else(String::new, |f| format!(
-            "; priced with {}'s conventions (framework = \"{}\")",
+        s.framework(job).map_or_else(String::new, |f| format!(
+            "; priced with {}'s conventions ({})",
             match f {
                 trainplan_parallel::Framework::Megatron => "Megatron",
                 trainplan_parallel::Framework::Deepspeed => "DeepSpeed",
                 trainplan_parallel::Framework::Pytorch => "PyTorch",
             },
-            f.as_str()
+            if job.framework.is_some() {
+                format!("framework = \"{}\"", f.as_str())
+            } else {
+                "FSDP is PyTorch's unless [job] framework says otherwise".to_string()
+            }
         ))
     );
 
@@ -560,10 +567,9 @@ pub(crate) fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate
         let _ = writeln!(
             o,
             "  Each stage also keeps its output (2·s·b·h/tp bytes) for every chunk forward in flight until its backward, as {}.",
-            match job.framework {
-                Some(trainplan_parallel::Framework::Deepspeed) => "DeepSpeed's pipeline engine does (framework = \"deepspeed\")",
-                Some(trainplan_parallel::Framework::Pytorch) => "PyTorch's pipeline schedules do (framework = \"pytorch\")",
-                _ if s.fsdp_with_pipeline() => "PyTorch's pipeline schedules do",
+            match s.framework(job) {
+                Some(trainplan_parallel::Framework::Deepspeed) => "DeepSpeed's pipeline engine does",
+                Some(trainplan_parallel::Framework::Pytorch) => "PyTorch's pipeline schedules do",
                 _ => "DeepSpeed's and PyTorch's pipeline engines do; Megatron-LM frees it once sent (optimizer = \"megatron\" or framework = \"megatron\")",
             }
         );
@@ -803,14 +809,27 @@ fn one_change_away(o: &mut String, sc: &Scenario, c: &Cluster, s: &Strategy, e: 
     }
     for n in near.iter().take(3) {
         let t = n.estimate.time.step.get();
+        // A change into or out of FSDP changes the framework an unstated job implies.
+        let framework = n.strategy.framework(&sc.job);
         let _ = writeln!(
             o,
-            "- {}: {:.3} s per step ({:+.1}%), {:.1} tokens/s per GPU, {} per GPU.",
+            "- {}: {:.3} s per step ({:+.1}%), {:.1} tokens/s per GPU, {} per GPU{}.",
             n.change,
             t,
             100.0 * (t - step) / step,
             n.estimate.tokens_per_s_per_gpu,
-            gib(n.estimate.memory.total)
+            gib(n.estimate.memory.total),
+            if framework == s.framework(&sc.job) {
+                String::new()
+            } else {
+                match framework {
+                    Some(f) => format!(
+                        " (priced with framework = \"{}\" conventions, which an FSDP layout implies)",
+                        f.as_str()
+                    ),
+                    None => " (priced framework-neutral, no longer FSDP)".to_string(),
+                }
+            }
         );
     }
 }

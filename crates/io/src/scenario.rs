@@ -147,7 +147,7 @@ pub struct JobSection {
     /// `megatron`.
     pub optimizer: Option<OptimizerName>,
     /// The framework running the job: `megatron`, `deepspeed` or `pytorch` (default: unstated,
-    /// framework-neutral rules).
+    /// `pytorch` for FSDP layouts and framework-neutral rules otherwise).
     pub framework: Option<FrameworkName>,
     /// Price of a GPU-hour in USD (default: the hardware database's).
     pub price_usd_per_gpu_hour: Option<f64>,

@@ -168,6 +168,13 @@ impl Framework {
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|f| f.as_str() == name)
     }
+
+    /// The framework a layout implies when a job names none: PyTorch for FSDP (ZeRO-3, or
+    /// ZeRO-2 under a pipeline); see [`Strategy::framework`].
+    #[inline]
+    pub fn implied_by(zero: u8, pp: u32) -> Option<Self> {
+        (zero >= 3 || (zero == 2 && pp > 1)).then_some(Framework::Pytorch)
+    }
 }
 
 /// What is trained: sequence length, batch, tokens and precision.
@@ -466,16 +473,26 @@ impl Strategy {
     /// Whether each pipeline stage keeps its forward outputs until their backward: DeepSpeed's
     /// `PipelineEngine` (`pipe_buffers['outputs']`) and PyTorch's pipelining (`fwd_cache`) do;
     /// Megatron-LM frees the data once sent (`deallocate_pipeline_outputs`, set by its
-    /// training loop). Without a stated framework, `optimizer = "megatron"` stands for
-    /// Megatron-LM's loop here too, except under ZeRO-2, which past pp 1 is always PyTorch's
-    /// pipelining.
+    /// training loop). Without a stated or implied framework ([`Strategy::framework`]),
+    /// `optimizer = "megatron"` stands for Megatron-LM's loop here too.
     #[inline]
     pub fn keeps_stage_outputs(&self, job: &Job) -> bool {
         self.pp > 1
-            && match job.framework {
+            && match self.framework(job) {
                 Some(f) => f != Framework::Megatron,
-                None => job.optimizer != Optimizer::Megatron || self.fsdp_with_pipeline(),
+                None => job.optimizer != Optimizer::Megatron,
             }
+    }
+
+    /// The framework whose conventions price this layout: the job's, or, when the job does not
+    /// say, PyTorch's for an FSDP layout (ZeRO-3, or ZeRO-2 under a pipeline, which only
+    /// PyTorch's pipelining pairs with sharded gradients): every FSDP run in the public runs is
+    /// PyTorch's (llm-foundry, torchtitan), Megatron-LM had no ZeRO-3, and DeepSpeed's pipeline
+    /// refuses ZeRO-2/3. A DeepSpeed ZeRO-3 run states `framework = "deepspeed"`.
+    #[inline]
+    pub fn framework(&self, job: &Job) -> Option<Framework> {
+        job.framework
+            .or_else(|| Framework::implied_by(self.zero, self.pp))
     }
 
     /// Whether selective recomputation is PyTorch's op-level selective checkpointing (torchtitan's
@@ -484,7 +501,7 @@ impl Strategy {
     /// (Korthikanti et al. 2022, section 4.1) reruns only the attention scores.
     #[inline]
     pub fn op_level_selective(&self, job: &Job) -> bool {
-        job.framework == Some(Framework::Pytorch) && self.recompute == Recompute::Selective
+        self.framework(job) == Some(Framework::Pytorch) && self.recompute == Recompute::Selective
     }
 
     /// Whether full recomputation stops early, before the layer's last product: PyTorch's
@@ -494,7 +511,8 @@ impl Strategy {
     /// Megatron's and DeepSpeed's checkpoint functions rerun the layer's forward whole.
     #[inline]
     pub fn recompute_stops_early(&self, job: &Job) -> bool {
-        job.framework == Some(Framework::Pytorch) && self.effective_recompute() == Recompute::Full
+        self.framework(job) == Some(Framework::Pytorch)
+            && self.effective_recompute() == Recompute::Full
     }
 
     /// ZeRO-2 under a pipeline is FSDP with parameters kept gathered between forward and

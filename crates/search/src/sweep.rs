@@ -12,7 +12,7 @@ use std::fmt;
 use std::str::FromStr;
 use trainplan_hardware::Cluster;
 use trainplan_model::{Model, Recompute};
-use trainplan_parallel::{estimate, EpDispatcher, Job, Strategy};
+use trainplan_parallel::{estimate, EpDispatcher, Framework, Job, Strategy};
 
 /// How many of the fastest and of the cheapest plans are kept to answer a deadline or budget
 /// that nothing meets.
@@ -606,9 +606,12 @@ impl Search {
                         if recompute == Recompute::Selective
                             && spec.flash_attention
                             && spec.recompute.contains(&Recompute::None)
+                            && job.framework.or_else(|| Framework::implied_by(zero, l.pp))
+                                != Some(Framework::Pytorch)
                         {
                             // A fused attention kernel stores no scores, so selective
-                            // recomputation recomputes nothing: the plan is the `none` plan.
+                            // recomputation recomputes nothing: the plan is the `none` plan
+                            // (PyTorch's op-level selective checkpointing is a plan of its own).
                             acc.counts.add(SELECTIVE_IS_NONE, sps.len() as u64);
                             continue;
                         }

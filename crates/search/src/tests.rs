@@ -123,7 +123,8 @@ fn exhaustive(objective: Objective, k: usize) -> (TopK, BTreeMap<&'static str, u
                                             sequence_parallel: sp,
                                             ..Strategy::default()
                                         };
-                                        if recompute == Recompute::Selective {
+                                        let op_level = s.op_level_selective(&job);
+                                        if recompute == Recompute::Selective && !op_level {
                                             // The sweep ranks this once, as `none`: check the
                                             // two really are the same plan, then count it.
                                             let none = Strategy {

@@ -113,6 +113,8 @@ pub struct Chosen {
     pub ep_overlap: bool,
     /// The expert dispatcher was chosen (MoE with ep > 1).
     pub ep_dispatcher: bool,
+    /// The framework the layout implies, when the row names none (FSDP: PyTorch's).
+    pub framework: Option<Framework>,
 }
 
 impl Prediction {
@@ -159,6 +161,9 @@ impl Prediction {
         }
         if c.ep_dispatcher {
             parts.push(format!("ep_dispatcher={}", s.ep_dispatcher.as_str()));
+        }
+        if let Some(f) = c.framework {
+            parts.push(format!("framework={}", f.as_str()));
         }
         parts.join(";")
     }
@@ -231,9 +236,11 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
     let cp = t.cp.unwrap_or(1);
     // tp stays inside the scale-up domain, as the sweep keeps it by default.
     let gpn = run.cluster.node.scaleup_domain.max(1);
-    let overlap = t
-        .tp_overlap
-        .unwrap_or_else(|| assumes_tp_overlap(&run.cluster.accelerator, run.job.framework));
+    // Whether the tensor-parallel collectives overlap under `framework` (stated or implied).
+    let overlap_under = |framework: Option<Framework>| {
+        t.tp_overlap
+            .unwrap_or_else(|| assumes_tp_overlap(&run.cluster.accelerator, framework))
+    };
     // A stated tp past the KV heads is priced with the heads replicated (the run did it); a
     // chosen one splits them, as Megatron-Core and torchtitan require and the sweep's default.
     let tps: Vec<u32> = match t.tp {
@@ -259,6 +266,13 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
                 .collect(),
         };
         for pp in pps {
+            // The framework the stated layout implies when the row names none: PyTorch's for
+            // FSDP ([`Strategy::framework`]); it decides the interleaving and overlap tried.
+            let layout_framework = run
+                .job
+                .framework
+                .or_else(|| t.zero.and_then(|z| Framework::implied_by(z, pp)));
+            let overlap = overlap_under(layout_framework);
             let mp = u64::from(tp) * u64::from(pp) * u64::from(cp);
             if mp == 0 || u64::from(n) % mp != 0 {
                 continue;
@@ -274,7 +288,7 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
             let vpps: Vec<u32> = match t.vpp {
                 Some(v) => vec![v],
                 // DeepSpeed's pipeline engine has no interleaved schedule.
-                None if run.job.framework == Some(Framework::Deepspeed) => vec![1],
+                None if layout_framework == Some(Framework::Deepspeed) => vec![1],
                 // Megatron-Core and torchtitan lay out uneven model chunks (Megatron's
                 // `--pipeline-model-parallel-layout`, torchtitan's per-stage module split); a
                 // run that names neither keeps to chunks that divide the layers.
@@ -282,7 +296,7 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
                     .filter(|&v| {
                         v == 1
                             || run.model.n_layers % (pp * v) == 0
-                            || (run.job.framework.is_some() && pp * v <= run.model.n_layers)
+                            || (layout_framework.is_some() && pp * v <= run.model.n_layers)
                     })
                     .collect(),
                 None => vec![1],
@@ -366,7 +380,13 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
                                         recompute,
                                         sequence_parallel: sp,
                                         flash_attention: true,
-                                        tp_overlap: tp > 1 && overlap && sp,
+                                        tp_overlap: tp > 1
+                                            && sp
+                                            && overlap_under(
+                                                run.job
+                                                    .framework
+                                                    .or_else(|| Framework::implied_by(zero, pp)),
+                                            ),
                                         ep_overlap,
                                         ep_dispatcher,
                                     })
@@ -407,6 +427,7 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
                                 tp_overlap: strategy.tp_overlap && t.tp_overlap.is_none(),
                                 ep_overlap: strategy.ep > 1 && t.ep_overlap.is_none(),
                                 ep_dispatcher: strategy.ep > 1 && t.ep_dispatcher.is_none(),
+                                framework: run.job.framework.xor(strategy.framework(&run.job)),
                             };
                             best = Some((
                                 Prediction {
