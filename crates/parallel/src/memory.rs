@@ -382,6 +382,18 @@ mod tests {
                 "{framework:?} {optimizer:?}"
             );
         }
+        // An FSDP layout in a job that names no framework is PyTorch's; a stated one wins.
+        let flat = |zero: u8, pp: u32| crate::Strategy {
+            zero,
+            ..strategy(1024 / (8 * pp), 8, pp)
+        };
+        let unstated = with(None, Optimizer::Deepspeed);
+        assert_eq!(flat(3, 1).framework(&unstated), Some(Framework::Pytorch));
+        assert_eq!(flat(2, 16).framework(&unstated), Some(Framework::Pytorch));
+        assert_eq!(flat(2, 1).framework(&unstated), None);
+        assert_eq!(flat(1, 16).framework(&unstated), None);
+        let stated = with(Some(Framework::Megatron), Optimizer::Megatron);
+        assert_eq!(flat(3, 1).framework(&stated), Some(Framework::Megatron));
         // DeepSpeed's pipeline engine has no interleaving and no ZeRO-2/3.
         let ds = with(Some(Framework::Deepspeed), Optimizer::Deepspeed);
         let interleaved = crate::Strategy { vpp: 2, ..s };

@@ -872,11 +872,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn deepspeed_runs_are_never_given_interleaving() {
-        // GPT-3 13B on 64 A100s at tp 8 × pp 4 with vpp unstated: validate tries interleaving,
-        // but DeepSpeed's engine has no interleaved schedule, so none is chosen.
-        let model = trainplan_model::testing::gpt3("gpt3-13b", 40, 5120, 40);
+    /// A GPT of `n_layers` on 64 A100s at tp 8 × pp 4, vpp unstated, with eight micro-batches
+    /// per step (a bubble interleaving would shrink).
+    fn pipelined_run(n_layers: u32) -> RunSpec {
+        let model = trainplan_model::testing::gpt3("gpt", n_layers, 5120, 40);
         let t = Template {
             tp: Some(8),
             pp: Some(4),
@@ -885,8 +884,48 @@ mod tests {
             ..Template::default()
         };
         let mut r = run(model, t);
-        // Eight micro-batches on four stages: unstated, interleaving wins.
         r.job.global_batch = 16;
+        r
+    }
+
+    #[test]
+    fn an_fsdp_row_that_names_no_framework_is_priced_and_reported_as_pytorch() {
+        // GPT-3 13B, ZeRO-3 at tp 8 on Hopper, full recomputation: PyTorch's early stop makes
+        // its compute shorter than the same row stated as Megatron's, and its collectives are not
+        // assumed to overlap.
+        let model = || trainplan_model::testing::gpt3("gpt3-13b", 40, 5120, 40);
+        let t = Template {
+            zero: Some(3),
+            ..tp8_template()
+        };
+        let implied = predict(&hopper_like(model(), t)).unwrap();
+        assert!(
+            implied.choices().contains("framework=pytorch"),
+            "{}",
+            implied.choices()
+        );
+        assert!(!implied.strategy.tp_overlap);
+        let mut r = hopper_like(model(), t);
+        r.job.framework = Some(trainplan_parallel::Framework::Megatron);
+        let stated = predict(&r).unwrap();
+        assert!(
+            !stated.choices().contains("framework="),
+            "{}",
+            stated.choices()
+        );
+        assert!(stated.strategy.tp_overlap);
+        assert!(implied.estimate.time.compute < stated.estimate.time.compute);
+        let mut r = hopper_like(model(), t);
+        r.job.framework = Some(trainplan_parallel::Framework::Pytorch);
+        let pytorch = predict(&r).unwrap();
+        assert_eq!(pytorch.estimate.time, implied.estimate.time);
+    }
+
+    #[test]
+    fn deepspeed_runs_are_never_given_interleaving() {
+        // 40 layers: validate tries interleaving and it wins, but DeepSpeed's engine has no
+        // interleaved schedule, so none is chosen.
+        let mut r = pipelined_run(40);
         assert!(predict(&r).unwrap().strategy.vpp > 1);
         r.job.framework = Some(trainplan_parallel::Framework::Deepspeed);
         let p = predict(&r).unwrap();
@@ -898,16 +937,7 @@ mod tests {
     fn a_stated_megatron_or_pytorch_run_may_interleave_uneven_chunks() {
         // 42 layers on pp 4: no vpp above 1 divides them evenly. Unstated, validate keeps to
         // even chunks (vpp 1); Megatron-Core and torchtitan lay out uneven ones.
-        let model = trainplan_model::testing::gpt3("gpt3-42l", 42, 5120, 40);
-        let t = Template {
-            tp: Some(8),
-            pp: Some(4),
-            micro_batch: Some(1),
-            recompute: Some(Recompute::Full),
-            ..Template::default()
-        };
-        let mut r = run(model, t);
-        r.job.global_batch = 16;
+        let mut r = pipelined_run(42);
         assert_eq!(predict(&r).unwrap().strategy.vpp, 1);
         for framework in [
             trainplan_parallel::Framework::Megatron,
