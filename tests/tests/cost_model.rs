@@ -57,6 +57,7 @@ prop_compose! {
             linear_bias: !swiglu,
             dropout,
             moe: None,
+            mla: None,
         }
     }
 }
@@ -197,6 +198,7 @@ fn deeper_pipelines_can_hold_more_outside_megatron() {
         linear_bias: true,
         dropout: false,
         moe: None,
+        mla: None,
     };
     let mut j = job(4096, 256, Precision::Bf16);
     let at = |j: &Job, pp: u32| {

@@ -114,6 +114,7 @@ fn arb_model() -> impl Strategy<Value = Model> {
                             0
                         },
                     }),
+                    mla: None,
                 }
             },
         )

@@ -421,12 +421,25 @@ pub(crate) fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate
     );
     let _ = writeln!(
         o,
-        "Model: {} layers, hidden {}, {} heads of {} ({} KV), FFN {} ({}){}, vocab {}: {:.2}B parameters (embedding {:.2}B{}).",
+        "Model: {} layers, hidden {}, {} heads of {} ({}), FFN {} ({}){}, vocab {}: {:.2}B parameters (embedding {:.2}B{}).",
         m.n_layers,
         m.hidden,
         m.n_heads,
         m.head_dim,
-        m.n_kv_heads,
+        match m.mla {
+            Some(mla) => format!(
+                "multi-head latent attention: a {}-rank key/value latent{}, {} of each query/key head rotary, values {} wide",
+                mla.kv_lora_rank,
+                if mla.q_lora_rank > 0 {
+                    format!(" and a {}-rank query latent", mla.q_lora_rank)
+                } else {
+                    String::new()
+                },
+                mla.qk_rope_head_dim,
+                mla.v_head_dim
+            ),
+            None => format!("{} KV", m.n_kv_heads),
+        },
         m.ffn,
         m.ffn_act.as_str(),
         match m.moe {

@@ -715,6 +715,83 @@ fn the_framework_field_prices_its_conventions_and_rejects_what_it_cannot_run() {
 }
 
 #[test]
+fn a_scenario_states_multi_head_latent_attention_in_deepseek_s_names() {
+    // DeepSeek-V3's shapes, every layer MoE, on 2048 H800s with full recomputation.
+    let dir = tempfile::tempdir().unwrap();
+    let src = r#"[model]
+name = "DeepSeek-V3 shapes"
+n_layers = 61
+hidden = 7168
+n_heads = 128
+ffn = 2048
+ffn_act = "swiglu"
+vocab = 129280
+seq_len = 4096
+moe_experts = 256
+moe_top_k = 8
+moe_shared_ffn = 2048
+
+[model.mla]
+q_lora_rank = 1536
+kv_lora_rank = 512
+qk_nope_head_dim = 128
+qk_rope_head_dim = 64
+v_head_dim = 128
+
+[cluster]
+gpu = "h800"
+n_gpus = 2048
+
+[job]
+global_batch = 15360
+tokens = "14.8T"
+precision = "fp8"
+
+[strategy]
+tp = 1
+pp = 16
+ep = 64
+micro_batch = 1
+zero = 1
+recompute = "full"
+"#;
+    let write = |name: &str, text: &str| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        file.to_str().unwrap().to_string()
+    };
+    let v3 = evaluate_json(&write("v3.toml", src));
+    // 61 layers of 187.1M attention + 257 × 44.0M FFN + router, plus two 0.93B embeddings.
+    let params = v3["params"].as_f64().unwrap();
+    assert!((params / 1e9 - 703.8).abs() < 0.1, "{params}");
+    let out = trainplan(&["explain", &write("v3.toml", src)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let explained = text(&out.stdout);
+    assert!(
+        explained.contains("128 heads of 192 (multi-head latent attention: a 512-rank key/value latent and a 1536-rank query latent"),
+        "{explained}"
+    );
+    // A head_dim that contradicts nope + rope, and grouped KV heads, are refused by name.
+    let bad = |from: &str, to: &str| {
+        let out = trainplan(&["evaluate", &write("bad.toml", &src.replace(from, to))]);
+        assert!(!out.status.success());
+        text(&out.stderr)
+    };
+    let e = bad("n_heads = 128\n", "n_heads = 128\nhead_dim = 128\n");
+    assert!(
+        e.contains("model.mla.qk_nope_head_dim") && e.contains("192"),
+        "{e}"
+    );
+    let e = bad("n_heads = 128\n", "n_heads = 128\nn_kv_heads = 8\n");
+    assert!(
+        e.contains("model.n_kv_heads") && e.contains("latent"),
+        "{e}"
+    );
+    let e = bad("v_head_dim = 128", "v_head_dim = 128\nrope = 1");
+    assert!(e.contains("rope"), "{e}");
+}
+
+#[test]
 fn overlapping_the_expert_all_to_all_is_a_strategy_field() {
     // NVIDIA's Qwen3-235B layout, and the same with the all-to-all behind another micro-batch
     // (the Megatron-MoE-ModelZoo run that measured 12% faster with its "1F1B A2A overlap").

@@ -4,7 +4,7 @@
 use crate::hardware_file::Checker;
 use crate::{tomlfile, IoError, ModelPreset};
 use serde::Deserialize;
-use trainplan_model::{FfnActivation, Model, ModelError, Moe, Positions};
+use trainplan_model::{FfnActivation, Mla, Model, ModelError, Moe, Positions};
 
 /// `scenarios/models/<id>.toml`.
 #[derive(Debug, Deserialize)]
@@ -26,6 +26,7 @@ struct ModelFile {
     linear_bias: bool,
     dropout: bool,
     moe: Option<MoeFile>,
+    mla: Option<MlaFile>,
     published_params: Option<f64>,
     source: String,
     #[allow(dead_code)]
@@ -58,6 +59,48 @@ struct MoeFile {
     shared_ffn: Option<u32>,
 }
 
+/// The optional `[mla]` table of a preset (`[model.mla]` in a scenario): multi-head latent
+/// attention, in DeepSeek's config names.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MlaFile {
+    /// Query latent rank (default 0: queries projected straight from the hidden state).
+    pub q_lora_rank: Option<u32>,
+    /// Key/value latent rank.
+    pub kv_lora_rank: u32,
+    /// Non-rotary part of each query/key head.
+    pub qk_nope_head_dim: u32,
+    /// Rotary part of each query/key head.
+    pub qk_rope_head_dim: u32,
+    /// Width of each value head.
+    pub v_head_dim: u32,
+}
+
+impl MlaFile {
+    /// The latent attention and the query/key head width it implies (`qk_nope_head_dim +
+    /// qk_rope_head_dim`), or the name of the key that contradicts a stated `head_dim`.
+    pub(crate) fn resolve(self, head_dim: Option<u32>) -> Result<(Mla, u32), String> {
+        let qk = self.qk_nope_head_dim.saturating_add(self.qk_rope_head_dim);
+        if let Some(d) = head_dim.filter(|&d| d != qk) {
+            return Err(format!(
+                "head_dim = {d} contradicts the latent attention's query/key head, qk_nope_head_dim + qk_rope_head_dim = {qk}; leave head_dim out"
+            ));
+        }
+        if self.qk_nope_head_dim == 0 {
+            return Err("mla.qk_nope_head_dim must be at least 1, found 0".into());
+        }
+        Ok((
+            Mla {
+                q_lora_rank: self.q_lora_rank.unwrap_or(0),
+                kv_lora_rank: self.kv_lora_rank,
+                qk_rope_head_dim: self.qk_rope_head_dim,
+                v_head_dim: self.v_head_dim,
+            },
+            qk,
+        ))
+    }
+}
+
 /// Parses and checks one preset file; the architecture must pass [`Model::validate`].
 pub(crate) fn parse_model(path: &str, text: &str) -> Result<ModelPreset, IoError> {
     let f: ModelFile = tomlfile::parse(path, text)?;
@@ -68,10 +111,21 @@ pub(crate) fn parse_model(path: &str, text: &str) -> Result<ModelPreset, IoError
     if let Some(p) = f.published_params {
         c.positive("", "published_params", p)?;
     }
-    let head_dim = match f.head_dim {
-        Some(d) => d,
-        None => Model::default_head_dim(f.hidden, f.n_heads)
-            .map_err(|e| c.error("", "n_heads", e.to_string()))?,
+    let (mla, head_dim) = match f.mla {
+        Some(m) => {
+            let (mla, qk) = m
+                .resolve(f.head_dim)
+                .map_err(|e| c.error("mla", "qk_nope_head_dim", e))?;
+            (Some(mla), qk)
+        }
+        None => match f.head_dim {
+            Some(d) => (None, d),
+            None => (
+                None,
+                Model::default_head_dim(f.hidden, f.n_heads)
+                    .map_err(|e| c.error("", "n_heads", e.to_string()))?,
+            ),
+        },
     };
     let model = Model {
         id: f.id,
@@ -99,13 +153,14 @@ pub(crate) fn parse_model(path: &str, text: &str) -> Result<ModelPreset, IoError
             top_k: m.top_k,
             shared_ffn: m.shared_ffn.unwrap_or(0),
         }),
+        mla,
     };
     if let Err(e) = model.validate() {
         // Report at the key the rule is about, so the user edits the right line.
         let (section, key) = match &e {
             ModelError::Zero { field } => ("", *field),
             ModelError::HeadsDoNotDivideHidden { .. } => ("", "n_heads"),
-            ModelError::KvHeads { .. } => ("", "n_kv_heads"),
+            ModelError::KvHeads { .. } | ModelError::MlaKvHeads { .. } => ("", "n_kv_heads"),
             ModelError::Moe { .. } => ("moe", "top_k"),
             _ => ("", "id"),
         };
@@ -161,6 +216,25 @@ source = "Meta model card"
         let without_kv = LLAMA.replace("n_kv_heads = 8\n", "");
         let p = parse_model("m/models/llama3-70b.toml", &without_kv).unwrap();
         assert_eq!(p.model.n_kv_heads, 64);
+    }
+
+    #[test]
+    fn a_preset_states_latent_attention_in_an_mla_table() {
+        // Llama 3 70B's other shapes with MLA heads: 64 heads of 128 + 64 rotary, values 128.
+        let mla = LLAMA.replace("n_kv_heads = 8\n", "")
+            + "[mla]\nkv_lora_rank = 512\nqk_nope_head_dim = 128\nqk_rope_head_dim = 64\nv_head_dim = 128\n";
+        let p = parse_model("m/models/llama3-70b.toml", &mla).unwrap();
+        assert_eq!(p.model.head_dim, 192);
+        let m = p.model.mla.unwrap();
+        assert_eq!((m.q_lora_rank, m.kv_lora_rank, m.v_head_dim), (0, 512, 128));
+        // A contradicting head_dim, or grouped KV heads, name the rule's key.
+        let e = check(&mla.replace("n_heads = 64\n", "n_heads = 64\nhead_dim = 128\n")).unwrap();
+        assert!(
+            e.contains("mla.qk_nope_head_dim") && e.contains("192"),
+            "{e}"
+        );
+        let e = check(&mla.replace("n_heads = 64\n", "n_heads = 64\nn_kv_heads = 8\n")).unwrap();
+        assert!(e.contains("n_kv_heads") && e.contains("latent"), "{e}");
     }
 
     #[test]

@@ -761,6 +761,7 @@ impl RunRow {
             linear_bias: ffn_act == FfnActivation::Gelu,
             dropout: false,
             moe,
+            mla: None,
         };
         model
             .validate()

@@ -92,6 +92,8 @@ pub struct ModelSection {
     pub moe_top_k: Option<u32>,
     /// Width of the MoE shared experts' FFN, summed over them (default: none).
     pub moe_shared_ffn: Option<u32>,
+    /// `[model.mla]`: multi-head latent attention (DeepSeek-V2/V3), in DeepSeek's config names.
+    pub mla: Option<crate::preset_file::MlaFile>,
 }
 
 /// FFN activation names.
@@ -585,6 +587,7 @@ fn build_model(
             ("moe_experts", m.moe_experts.is_some()),
             ("moe_top_k", m.moe_top_k.is_some()),
             ("moe_shared_ffn", m.moe_shared_ffn.is_some()),
+            ("mla", m.mla.is_some()),
         ];
         if let Some((key, _)) = given.iter().find(|(_, set)| *set) {
             let hint = if *key == "seq_len" {
@@ -660,7 +663,17 @@ fn build_model(
         linear_bias: m.linear_bias.unwrap_or(ffn_act == FfnActivation::Gelu),
         dropout: m.dropout.unwrap_or(false),
         moe,
+        mla: None,
     };
+    if let Some(mla) = m.mla {
+        let (mla, qk) = mla.resolve(m.head_dim).map_err(|e| IoError::Field {
+            location: tomlfile::locate(path, text, "model.mla", "qk_nope_head_dim"),
+            field: "model.mla.qk_nope_head_dim".into(),
+            message: e,
+        })?;
+        model.mla = Some(mla);
+        model.head_dim = qk;
+    }
     for (key, v, max) in [
         ("n_layers", model.n_layers, 10_000),
         ("hidden", model.hidden, 1_000_000),
@@ -677,14 +690,15 @@ fn build_model(
             ));
         }
     }
-    if m.head_dim.is_none() {
+    if m.head_dim.is_none() && model.mla.is_none() {
         model.head_dim = Model::default_head_dim(hidden, n_heads)
             .map_err(|e| field_err("n_heads", e.to_string()))?;
     }
     model.validate().map_err(|e| {
         let key = match e {
             trainplan_model::ModelError::Zero { field } => field,
-            trainplan_model::ModelError::KvHeads { .. } => "n_kv_heads",
+            trainplan_model::ModelError::KvHeads { .. }
+            | trainplan_model::ModelError::MlaKvHeads { .. } => "n_kv_heads",
             trainplan_model::ModelError::Moe { .. } => "moe_top_k",
             _ => "n_heads",
         };

@@ -30,6 +30,14 @@ pub enum ModelError {
         /// KV heads.
         n_kv_heads: u32,
     },
+    /// Multi-head latent attention with grouped key/value heads.
+    #[error("multi-head latent attention decompresses a key and a value for every head: n_kv_heads must equal n_heads ({n_heads}), found {n_kv_heads}")]
+    MlaKvHeads {
+        /// Query heads.
+        n_heads: u32,
+        /// KV heads.
+        n_kv_heads: u32,
+    },
     /// Inconsistent MoE settings.
     #[error("moe top_k = {top_k} must be between 1 and the number of experts ({experts})")]
     Moe {

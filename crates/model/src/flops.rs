@@ -66,8 +66,9 @@ impl Model {
         let matmul_weights = l * (self.attention_params() + ffn_active);
         FlopsPerToken {
             layers_matmul_fwd: Flops(2.0 * matmul_weights),
-            // Scores and values over every head: 4·s·(n_heads·head_dim) per token and layer.
-            attention_fwd: Flops(4.0 * l * self.q_dim() * s),
+            // Scores (Q·Kᵀ over the query/key width) and values (over the value width) on every
+            // head: 2·s·(q_dim + out_dim) per token and layer, 4·s·n_heads·head_dim outside MLA.
+            attention_fwd: Flops(2.0 * l * (self.q_dim() + self.out_dim()) * s),
             logits_fwd: Flops(2.0 * h * f64::from(self.vocab)),
         }
     }

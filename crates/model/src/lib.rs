@@ -73,6 +73,24 @@ pub struct Moe {
     pub shared_ffn: u32,
 }
 
+/// Multi-head latent attention (DeepSeek-AI 2024, "DeepSeek-V2", section 2.1): each layer
+/// compresses the hidden state into a key/value latent (and a query latent), from which every
+/// head's key and value (and query) are decompressed; each query/key head also carries a rotary
+/// part, the keys' computed once from the hidden state and shared by the heads. The query/key head
+/// width is the model's `head_dim` (DeepSeek's `qk_nope_head_dim + qk_rope_head_dim`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Mla {
+    /// Rank of the query latent; 0 projects queries straight from the hidden state
+    /// (DeepSeek-V2-Lite).
+    pub q_lora_rank: u32,
+    /// Rank of the key/value latent.
+    pub kv_lora_rank: u32,
+    /// The rotary part of each query/key head.
+    pub qk_rope_head_dim: u32,
+    /// Width of each value head.
+    pub v_head_dim: u32,
+}
+
 /// A decoder-only transformer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Model {
@@ -108,6 +126,8 @@ pub struct Model {
     pub dropout: bool,
     /// Mixture-of-experts layers, if any (every layer is MoE when set).
     pub moe: Option<Moe>,
+    /// Multi-head latent attention, if the model uses it instead of (grouped) multi-head.
+    pub mla: Option<Mla>,
 }
 
 /// Parameter counts by part.
@@ -168,6 +188,28 @@ impl Model {
                 n_kv_heads: self.n_kv_heads,
             });
         }
+        if let Some(mla) = self.mla {
+            for (field, value) in [
+                ("mla.kv_lora_rank", mla.kv_lora_rank),
+                ("mla.qk_rope_head_dim", mla.qk_rope_head_dim),
+                ("mla.v_head_dim", mla.v_head_dim),
+            ] {
+                if value == 0 {
+                    return Err(ModelError::Zero { field });
+                }
+            }
+            if self.n_kv_heads != self.n_heads {
+                return Err(ModelError::MlaKvHeads {
+                    n_heads: self.n_heads,
+                    n_kv_heads: self.n_kv_heads,
+                });
+            }
+            if self.head_dim <= mla.qk_rope_head_dim {
+                return Err(ModelError::Zero {
+                    field: "head_dim - mla.qk_rope_head_dim (the query/key head's non-rotary part)",
+                });
+            }
+        }
         if let Some(moe) = self.moe {
             if moe.experts == 0 || moe.top_k == 0 || moe.top_k > moe.experts {
                 return Err(ModelError::Moe {
@@ -192,10 +234,44 @@ impl Model {
         f64::from(self.n_heads) * f64::from(self.head_dim)
     }
 
-    /// Width of the key (and of the value) projection: `n_kv_heads · head_dim`.
+    /// Width of the key (and, outside MLA, of the value) projection: `n_kv_heads · head_dim`.
     #[inline]
     pub fn kv_dim(&self) -> f64 {
         f64::from(self.n_kv_heads) * f64::from(self.head_dim())
+    }
+
+    /// Width of the values and of the attention output (the output projection's input):
+    /// `n_heads · v_head_dim` under MLA, the query width otherwise.
+    #[inline]
+    pub fn out_dim(&self) -> f64 {
+        match self.mla {
+            Some(mla) => f64::from(self.n_heads) * f64::from(mla.v_head_dim),
+            None => self.q_dim(),
+        }
+    }
+
+    /// Width of the keys plus the values one of `tp` ranks' worth sums to over the ranks: twice
+    /// [`Model::kv_dim_over_ranks`], or under MLA the decompressed keys and values of every head.
+    #[inline]
+    pub fn kv_pair_dim_over_ranks(&self, tp: u32) -> f64 {
+        if self.mla.is_some() {
+            self.kv_dim() + self.out_dim()
+        } else {
+            2.0 * self.kv_dim_over_ranks(tp)
+        }
+    }
+
+    /// MLA's down projections (hidden to the query latent, and to the key/value latent plus the
+    /// shared rotary key) and their latent norms: weights every tensor-parallel rank holds whole,
+    /// as DeepSeek's and Megatron-Core's implementations keep them (`linear_kv_down_proj` is
+    /// `duplicated`, `megatron/core/transformer/multi_latent_attention.py`); 0 without MLA.
+    #[inline]
+    pub fn mla_replicated_params(&self) -> f64 {
+        self.mla.map_or(0.0, |mla| {
+            let h = f64::from(self.hidden);
+            let (q, kv) = (f64::from(mla.q_lora_rank), f64::from(mla.kv_lora_rank));
+            h * q + q + h * (kv + f64::from(mla.qk_rope_head_dim)) + kv
+        })
     }
 
     /// Width of the key (and of the value) projections of `tp` tensor-parallel ranks, summed over
@@ -225,11 +301,27 @@ impl Model {
     }
 
     /// Parameters of the attention projections of one layer: Q and O are h×q_dim (h×h unless the
-    /// heads are widened), K and V are h×kv_dim.
+    /// heads are widened), K and V are h×kv_dim. Under MLA (DeepSeek-V2, section 2.1): the down
+    /// projections and latent norms, the query up projection (or h×q_dim without a query
+    /// latent), the key/value up projection to every head's non-rotary key and value, and O.
     #[inline]
     pub fn attention_params(&self) -> f64 {
         let h = f64::from(self.hidden);
-        2.0 * h * self.q_dim() + 2.0 * h * self.kv_dim()
+        match self.mla {
+            Some(mla) => {
+                let q_up = if mla.q_lora_rank > 0 {
+                    f64::from(mla.q_lora_rank) * self.q_dim()
+                } else {
+                    h * self.q_dim()
+                };
+                let nope = f64::from(self.head_dim - mla.qk_rope_head_dim);
+                let kv_up = f64::from(mla.kv_lora_rank)
+                    * f64::from(self.n_heads)
+                    * (nope + f64::from(mla.v_head_dim));
+                self.mla_replicated_params() + q_up + kv_up + self.out_dim() * h
+            }
+            None => 2.0 * h * self.q_dim() + 2.0 * h * self.kv_dim(),
+        }
     }
 
     /// Parameters of one expert's (or the dense) feed-forward block.
@@ -333,6 +425,7 @@ pub mod testing {
             linear_bias: true,
             dropout: true,
             moe: None,
+            mla: None,
         }
     }
 
@@ -355,6 +448,41 @@ pub mod testing {
         }
     }
 
+    /// DeepSeek-V3's layer shapes (DeepSeek-AI 2024, arXiv:2412.19437, section 4.2; its
+    /// `config.json`): hidden 7168, 128 heads under MLA (query latent 1536, key/value latent 512,
+    /// query/key heads of 128 + 64 rotary, values 128), 256 routed experts of 2048 with 8 per
+    /// token beside one 2048-wide shared expert, vocabulary 129280; all 61 layers MoE (the
+    /// release makes the first 3 dense, which trainplan cannot yet express).
+    pub fn deepseek_v3_moe_layers() -> Model {
+        Model {
+            id: "deepseek-v3-moe-layers".into(),
+            n_layers: 61,
+            hidden: 7168,
+            n_heads: 128,
+            n_kv_heads: 128,
+            head_dim: 192,
+            ffn: 2048,
+            vocab: 129280,
+            max_seq_len: 4096,
+            ffn_act: FfnActivation::Swiglu,
+            tied_embeddings: false,
+            positions: Positions::Rotary,
+            linear_bias: false,
+            dropout: false,
+            moe: Some(super::Moe {
+                experts: 256,
+                top_k: 8,
+                shared_ffn: 2048,
+            }),
+            mla: Some(super::Mla {
+                q_lora_rank: 1536,
+                kv_lora_rank: 512,
+                qk_rope_head_dim: 64,
+                v_head_dim: 128,
+            }),
+        }
+    }
+
     /// Qwen3-30B-A3B (Qwen Team 2025, Qwen3 Technical Report, Table 2): 48 MoE layers of 128
     /// experts with 8 routed, and 128-wide heads on a 2048 hidden size (32 query, 4 KV heads).
     pub fn qwen3_30b_a3b() -> Model {
@@ -373,6 +501,7 @@ pub mod testing {
                 top_k: 8,
                 shared_ffn: 0,
             }),
+            mla: None,
             ..llama3_70b()
         }
     }
@@ -395,6 +524,7 @@ pub mod testing {
             linear_bias: false,
             dropout: false,
             moe: None,
+            mla: None,
         }
     }
 }
@@ -406,6 +536,41 @@ mod tests {
 
     fn within(actual: f64, expected: f64, rel: f64) -> bool {
         ((actual - expected) / expected).abs() <= rel
+    }
+
+    #[test]
+    fn multi_head_latent_attention_counts_its_latents_and_narrower_values() {
+        // DeepSeek-V3's attention per layer: the down projections 7168×1536 and 7168×(512 + 64)
+        // with their latent norms (1536 + 512), the query up projection 1536×128·192, the
+        // key/value up projection 512×128·(128 + 128) and the output 128·128×7168.
+        let m = testing::deepseek_v3_moe_layers();
+        assert_eq!(m.validate(), Ok(()));
+        let down = 7168.0 * 1536.0 + 1536.0 + 7168.0 * 576.0 + 512.0;
+        assert_eq!(m.mla_replicated_params(), down);
+        let expected = down + 1536.0 * 128.0 * 192.0 + 512.0 * 128.0 * 256.0 + 16384.0 * 7168.0;
+        assert_eq!(m.attention_params(), expected);
+        assert_eq!(expected, 187_107_328.0);
+        // Queries and keys are 128·192 wide, values and the attention output 128·128.
+        assert_eq!((m.q_dim(), m.out_dim()), (24576.0, 16384.0));
+        assert_eq!(m.kv_pair_dim_over_ranks(8), 24576.0 + 16384.0);
+        // Scores over the query/key width and values over the value width: 2·s·(24576 + 16384)
+        // per token and layer.
+        let f = m.flops_per_token(4096);
+        assert_eq!(f.attention_fwd.get(), 2.0 * 61.0 * 40960.0 * 4096.0);
+        // Outside MLA nothing changes: values as wide as queries, no latents.
+        let plain = testing::llama3_70b();
+        assert_eq!(plain.out_dim(), plain.q_dim());
+        assert_eq!(plain.kv_pair_dim_over_ranks(8), 2.0 * plain.kv_dim());
+        assert_eq!(plain.mla_replicated_params(), 0.0);
+        // Latent attention has a key and a value per head: grouped heads are refused.
+        let grouped = Model {
+            n_kv_heads: 8,
+            ..testing::deepseek_v3_moe_layers()
+        };
+        assert!(matches!(
+            grouped.validate(),
+            Err(ModelError::MlaKvHeads { .. })
+        ));
     }
 
     #[test]

@@ -81,18 +81,21 @@ impl Model {
         let replicated = sbh * (4.0 + 2.0 * lin + 2.0 * mask);
         // Sharded over t: Q, K, V (GQA narrows K and V), the projection input, and the FFN internals.
         // K and V shard only up to the KV heads; past them each rank keeps its replicated head.
-        let kv = 2.0 * s * b * self.kv_dim_over_ranks(cfg.tp);
+        let kv = s * b * self.kv_pair_dim_over_ranks(cfg.tp);
         // The projection's input is the attention output. A fused kernel keeps that output in 16
         // bits for its own backward, so an fp8 projection adds its cast beside it; an unfused
         // backward never reads it, so only the projection's copy is kept.
         // Q and the attention output are n_heads·head_dim wide (the hidden size unless the heads
         // are widened).
         let sbq = s * b * self.q_dim();
+        // Under MLA the attention output is the value width (n_heads·v_head_dim).
         let projection = match (cfg.fp8_linear_inputs, cfg.flash_attention) {
             (false, _) => 2.0,
             (true, true) => 2.0 + 1.0,
             (true, false) => 1.0,
-        } * sbq;
+        } * s
+            * b
+            * self.out_dim();
         let attention = 2.0 * sbq + 2.0 * kv + projection;
         // Every token runs top_k routed experts of width ffn, and the shared experts beside them.
         let (k, shared) = self.moe.map_or((1.0, 0.0), |m| {
@@ -114,7 +117,18 @@ impl Model {
             let per = if self.dropout { 5.0 } else { 2.0 };
             sharded += per * a * s * s * b;
         }
-        Bytes(replicated / replicated_div + sharded / t)
+        Bytes(replicated / replicated_div + sharded / t + self.mla_latent_bytes(s * b))
+    }
+
+    /// Bytes MLA keeps per layer for its latents on every tensor-parallel rank: each rank
+    /// compresses the whole gathered sequence, and keeps each latent's norm input and the normed
+    /// latent its up projection reads, 16-bit (DeepSeek-V2, section 2.1); 0 without MLA.
+    #[inline]
+    fn mla_latent_bytes(&self, tokens: f64) -> f64 {
+        self.mla.map_or(0.0, |m| {
+            let width = f64::from(m.q_lora_rank) + f64::from(m.kv_lora_rank);
+            2.0 * 2.0 * tokens * width
+        })
     }
 
     /// Bytes one layer keeps for backward under PyTorch's op-level selective checkpointing
@@ -131,7 +145,9 @@ impl Model {
         let replicated_div = if cfg.sequence_parallel { t } else { 1.0 };
         let input = 2.0 * sb * h / replicated_div;
         let q = self.q_dim() / t;
-        let kv = self.kv_dim_over_ranks(cfg.tp) / t;
+        // V's width (under MLA the values are n_heads·v_head_dim wide) and the attention output.
+        let kv = (self.kv_pair_dim_over_ranks(cfg.tp) - self.kv_dim_over_ranks(cfg.tp)) / t;
+        let out = self.out_dim() / t;
         let (k, shared) = self.moe.map_or((1.0, 0.0), |m| {
             (f64::from(m.top_k), f64::from(m.shared_ffn))
         });
@@ -143,7 +159,7 @@ impl Model {
             // gate (saved), up (recomputed), down (saved, one h-wide output per expert run).
             FfnActivation::Swiglu => f + h * (k + if shared > 0.0 { 1.0 } else { 0.0 }),
         };
-        Bytes(input + 2.0 * sb * (q + kv + q + ffn_saved))
+        Bytes(input + 2.0 * sb * (q + kv + out + ffn_saved) + self.mla_latent_bytes(sb))
     }
 
     /// Bytes of the output layer and loss on the last pipeline stage, sharded over t: the 16-bit
@@ -170,6 +186,33 @@ mod tests {
             recompute,
             flash_attention: false,
             fp8_linear_inputs: false,
+        }
+    }
+
+    #[test]
+    fn latent_attention_keeps_its_latents_on_every_rank_and_narrower_values() {
+        // DeepSeek-V3 against the same layer with plain 192-wide heads: values and the attention
+        // output are 128·128 instead of 128·192 (2 bytes each, kept twice: V and the projection
+        // input), and every rank keeps the two latents (1536 + 512) twice, norm input and output.
+        let mla = crate::testing::deepseek_v3_moe_layers();
+        let plain = Model {
+            mla: None,
+            ..mla.clone()
+        };
+        for tp in [1u32, 8] {
+            let c = ActivationConfig {
+                flash_attention: true,
+                ..cfg(tp, tp > 1, Recompute::Selective)
+            };
+            let s = 2048.0;
+            let diff = mla.activation_bytes_per_layer(&c).get()
+                - plain.activation_bytes_per_layer(&c).get();
+            let expected =
+                4.0 * s * (16384.0 - 24576.0) / f64::from(tp) + 4.0 * s * (1536.0 + 512.0);
+            assert!(
+                (diff - expected).abs() < 1e-6,
+                "tp {tp}: {diff} vs {expected}"
+            );
         }
     }
 

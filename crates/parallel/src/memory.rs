@@ -101,10 +101,12 @@ pub(crate) fn stage_params(model: &Model, s: &Strategy) -> StageParams {
         }
         None => p.per_layer / tp,
     };
-    // Past the KV heads every rank also holds the rest of its replicated K/V head.
+    // Past the KV heads every rank also holds the rest of its replicated K/V head; under MLA
+    // every rank holds the down projections whole.
     if s.tp > model.n_kv_heads {
         per_layer += kv_replica_params(model, s.tp);
     }
+    per_layer += model.mla_replicated_params() * (1.0 - 1.0 / tp);
     let body = layers * per_layer;
     // Tied embeddings: the last stage keeps its own copy of the table for the output layer.
     let output = if model.tied_embeddings {

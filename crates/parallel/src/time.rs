@@ -172,7 +172,7 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
     // square, halved by a causal fused kernel that skips masked blocks (Dao 2023,
     // FlashAttention-2, section 3.1).
     let causal = if s.flash_attention { 0.5 } else { 1.0 };
-    let attn_fwd = Flops(4.0 * tokens * seq * model.q_dim() * causal / tp);
+    let attn_fwd = Flops(2.0 * tokens * seq * (model.q_dim() + model.out_dim()) * causal / tp);
 
     let mm_peak = cluster.peak_or_bf16(job.precision.matmul_dtype());
     let mm_fraction = if job.precision == crate::Precision::Fp8 {
@@ -208,12 +208,37 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
         None => (tokens, 1.0, tp),
     };
     let q = model.q_dim();
+    let out = model.out_dim();
+    // The attention's input products, and among them the ones that make the keys (which
+    // op-level checkpointing reruns).
+    let (qkv_t, k_t) = match model.mla {
+        // MLA: every rank compresses its whole gathered sequence (the down projections are not
+        // split), then decompresses its heads' queries, keys and values (DeepSeek-V2, section
+        // 2.1; `linear_kv_down_proj` is `duplicated` in Megatron-Core).
+        Some(mla) => {
+            let (ql, kvl) = (f64::from(mla.q_lora_rank), f64::from(mla.kv_lora_rank));
+            let rope = f64::from(mla.qk_rope_head_dim);
+            let q_t = if mla.q_lora_rank > 0 {
+                gemm(tokens, ql, h, mm_rate, d0) + gemm(tokens, q / tp, ql, mm_rate, d0)
+            } else {
+                gemm(tokens, q / tp, h, mm_rate, d0)
+            };
+            let kv_up = model.kv_pair_dim_over_ranks(s.tp) - rope * f64::from(model.n_heads);
+            let kv_t = gemm(tokens, kvl + rope, h, mm_rate, d0)
+                + gemm(tokens, kv_up / tp, kvl, mm_rate, d0);
+            (q_t + kv_t, kv_t)
+        }
+        // Q, K and V in one fused product (Megatron's `linear_qkv`).
+        None => (
+            gemm(tokens, (q + 2.0 * kv) / tp, h, mm_rate, d0),
+            gemm(tokens, kv / tp, h, mm_rate, d0),
+        ),
+    };
+    let o_t = gemm(tokens, h, out / tp, mm_rate, d0);
     // The FFN down products (routed and shared) are the layer's last products.
     let mut down_t = gemm(ffn_tokens, h, f / ffn_split, mm_rate, d0) * ffn_count;
-    let mut mm_t = gemm(tokens, (q + 2.0 * kv) / tp, h, mm_rate, d0)
-        + gemm(tokens, h, q / tp, mm_rate, d0)
-        + gemm(ffn_tokens, n_in * f / ffn_split, h, mm_rate, d0) * ffn_count
-        + down_t;
+    let mut mm_t =
+        qkv_t + o_t + gemm(ffn_tokens, n_in * f / ffn_split, h, mm_rate, d0) * ffn_count + down_t;
     // Shared experts run every token of the rank, split over tp like a dense FFN (DeepSeekMoE,
     // Dai et al. 2024, section 3.2; Megatron-Core's SharedExpertMLP).
     if let Some(moe) = model.moe.filter(|m| m.shared_ffn > 0) {
@@ -255,8 +280,7 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
             }
             trainplan_model::FfnActivation::Gelu => down_t,
         };
-        let rerun = gemm(tokens, kv / tp, h, mm_rate, d0) + gemm(tokens, h, q / tp, mm_rate, d0);
-        (rerun + third, 1.0)
+        (k_t + o_t + third, 1.0)
     } else if s.recompute_stops_early(job) {
         // PyTorch's early-stopping checkpoint reruns the layer's products but the last.
         ((mm_t - down_t) * mm_recompute, mm_recompute)
@@ -330,7 +354,7 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
     // their gradients in backward, overlapped with the attention blocks (Liu et al. 2023,
     // "Ring Attention", section 3).
     let cp_t = if s.cp > 1 {
-        let kv_bytes = Bytes(2.0 * tokens * kv * ACT_BYTES / tp);
+        let kv_bytes = Bytes(tokens * model.kv_pair_dim_over_ranks(s.tp) * ACT_BYTES / tp);
         let cp_group = Group {
             size: s.cp,
             stride: s.tp,
@@ -449,6 +473,21 @@ fn kv_replica_sync_time(model: &Model, cluster: &Cluster, job: &Job, s: &Strateg
     )
 }
 
+/// MLA's down projections are whole on every tensor-parallel rank, each fed its own heads'
+/// gradients: the tp ranks all-reduce those weights' gradients once per step, after backward
+/// (Megatron-Core's `duplicated` parameters join the tensor-parallel gradient all-reduce, as
+/// sequence-parallel norms do). Out of line: only MLA models call it.
+#[cold]
+#[inline(never)]
+fn mla_down_sync_time(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Seconds {
+    let group = Group {
+        size: s.tp,
+        stride: 1,
+    };
+    let params = model.mla_replicated_params() * f64::from(s.max_layers_per_rank(model));
+    cluster.collective_time(Collective::AllReduce, Bytes(params * job.grad_bytes), group)
+}
+
 /// Memory-bound element-wise HBM traffic of one layer for `tokens` tokens of a micro-batch on one
 /// GPU, forward plus backward: the dense part (norms, residuals, activation functions) and the
 /// MoE token permutation. Without sequence parallelism every tensor-parallel rank runs the
@@ -497,7 +536,7 @@ fn fp8_cast_bytes(model: &Model, tokens: f64, s: &Strategy) -> (Bytes, Bytes) {
     let tp = f64::from(s.tp.max(1));
     let h = f64::from(model.hidden);
     let q = model.q_dim();
-    let kv = model.kv_dim_over_ranks(s.tp);
+    let kv = model.kv_pair_dim_over_ranks(s.tp);
     let n_in = model.ffn_act.n_matrices() as f64 - 1.0;
     // Tokens that enter a rank's FFN products per token of the micro-batch, and the FFN width
     // they run at: top_k routed copies of the etp/tp share an expert-tensor group gathers, plus
@@ -509,11 +548,15 @@ fn fp8_cast_bytes(model: &Model, tokens: f64, s: &Strategy) -> (Bytes, Bytes) {
         ),
         None => (1.0, f64::from(model.ffn)),
     };
+    // MLA also casts its latents, the inputs of its up projections, and their gradients.
+    let latents = model.mla.map_or(0.0, |m| {
+        f64::from(m.q_lora_rank) + f64::from(m.kv_lora_rank) + f64::from(m.qk_rope_head_dim)
+    });
     // Forward: QKV input, attention output, FFN input, FFN hidden.
-    let fwd = h + q / tp + ffn_copies * h + ffn_width / tp;
+    let fwd = h + latents + model.out_dim() / tp + ffn_copies * h + ffn_width / tp;
     // Backward: the gradients of QKV, of the attention projection, of the FFN up (and gate)
     // products and of the FFN down product.
-    let bwd = (q + 2.0 * kv) / tp + h + n_in * ffn_width / tp + ffn_copies * h;
+    let bwd = (q + kv) / tp + latents + h + n_in * ffn_width / tp + ffn_copies * h;
     let per = FP8_CAST_BYTES_PER_ELEMENT * tokens;
     (Bytes(per * fwd), Bytes(per * bwd))
 }
@@ -632,6 +675,8 @@ pub(crate) fn step_time(
 
     let kv_sync = if s.tp > model.n_kv_heads {
         kv_replica_sync_time(model, cluster, job, s)
+    } else if model.mla.is_some() && s.tp > 1 {
+        mla_down_sync_time(model, cluster, job, s)
     } else {
         Seconds::ZERO
     };
@@ -937,6 +982,7 @@ mod tests {
                 top_k: 2,
                 shared_ffn: 0,
             }),
+            mla: None,
             ..gpt3()
         };
         let tokens = 4096.0;
@@ -1085,6 +1131,7 @@ mod tests {
                 top_k: 2,
                 shared_ffn: 0,
             }),
+            mla: None,
             ..gpt3()
         };
         let (cluster, job) = (a100(64), job(256));
@@ -1295,6 +1342,57 @@ mod tests {
     }
 
     #[test]
+    fn latent_attention_keeps_its_down_projections_whole_on_every_rank() {
+        // DeepSeek-V3's layers (all MoE) on tp 8 × pp 16 × dp 16 with ep 16: each rank holds
+        // the down projections whole and the tp ranks all-reduce their gradients once per step.
+        let model = trainplan_model::testing::deepseek_v3_moe_layers();
+        let cluster = a100(2048);
+        let job = crate::Job {
+            seq_len: 4096,
+            ..crate::testing::job(2048)
+        };
+        let s = crate::Strategy {
+            micro_batch: 1,
+            ep: 16,
+            ..strategy(16, 8, 16)
+        };
+        let e = evaluate(&model, &cluster, &job, &s).unwrap();
+        let layers = f64::from(s.max_layers_per_rank(&model));
+        // Per rank: the replicated down projections beyond their 1/8 share.
+        let split = crate::Strategy {
+            tp: 1,
+            dp: 128,
+            ..s
+        };
+        let extra = crate::memory::stage_params(&model, &s).first
+            - crate::memory::stage_params(&model, &split).first / 8.0;
+        let expected = model.mla_replicated_params() * (1.0 - 1.0 / 8.0) * layers;
+        // Everything else, experts (over etp = tp) and the embedding included, is an eighth.
+        assert!(
+            (extra - expected).abs() < 1e-6 * expected,
+            "{extra} vs {expected}"
+        );
+        // The gradient sync of those weights is the difference from the plain-attention twin,
+        // whose collectives are the same h-wide tensors.
+        let plain = trainplan_model::Model {
+            mla: None,
+            ..model.clone()
+        };
+        let twin = evaluate(&plain, &cluster, &job, &s).unwrap();
+        let sync = cluster.collective_time(
+            trainplan_hardware::Collective::AllReduce,
+            trainplan_units::Bytes(model.mla_replicated_params() * layers * job.grad_bytes),
+            trainplan_hardware::Group { size: 8, stride: 1 },
+        );
+        assert!(
+            (e.time.tp_comm - twin.time.tp_comm - sync).get().abs() < 1e-12,
+            "{:?} {:?} {sync:?}",
+            e.time.tp_comm,
+            twin.time.tp_comm
+        );
+    }
+
+    #[test]
     fn interleaved_pipeline_sends_hide_behind_the_next_chunk() {
         // GPT-3 175B on tp 8 × pp 8: plain 1F1B waits for each stage's two sends per
         // micro-batch; interleaved over 2 chunks a rank sends twice as often, but posts each
@@ -1336,6 +1434,7 @@ mod tests {
                 top_k: 4,
                 shared_ffn: 0,
             }),
+            mla: None,
             ..gpt3()
         };
         let shared = trainplan_model::Model {
@@ -1344,6 +1443,7 @@ mod tests {
                 top_k: 4,
                 shared_ffn: 5632,
             }),
+            mla: None,
             ..routed.clone()
         };
         let (cluster, job) = (a100(64), job(512));
@@ -1383,6 +1483,7 @@ mod tests {
                 top_k: 4,
                 shared_ffn: 5633,
             }),
+            mla: None,
             ..routed
         };
         assert_eq!(
