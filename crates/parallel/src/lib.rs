@@ -141,7 +141,16 @@ fn pytorch_rerun_share(model: &Model, job: &Job, s: &Strategy) -> Option<f64> {
     let ffn_one_matrix = h * (f64::from(model.ffn) * k + shared);
     let total = model.attention_params() + ffn_one_matrix * model.ffn_act.n_matrices() as f64;
     if s.op_level_selective(job) {
-        Some((h * model.kv_dim() + h * model.q_dim() + ffn_one_matrix) / total)
+        // The key products: K, or under MLA the key/value latent and its up projection.
+        let keys = match model.mla {
+            Some(m) => {
+                let (kvl, rope) = (f64::from(m.kv_lora_rank), f64::from(m.qk_rope_head_dim));
+                h * (kvl + rope)
+                    + kvl * (model.kv_pair_dim_over_ranks(1) - rope * f64::from(model.n_heads))
+            }
+            None => h * model.kv_dim(),
+        };
+        Some((keys + h * model.out_dim() + ffn_one_matrix) / total)
     } else if s.recompute_stops_early(job) {
         Some((total - ffn_one_matrix) / total)
     } else {
