@@ -113,6 +113,9 @@ fn arb_model() -> impl Strategy<Value = Model> {
                         } else {
                             0
                         },
+                        // Some models lead with a dense layer, DeepSeek-style.
+                        dense_layers: u32::from(experts % 3 == 0 && n_layers > 1),
+                        dense_ffn: 4 * hidden.min(4096),
                     }),
                     mla: None,
                 }

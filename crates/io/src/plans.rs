@@ -532,6 +532,8 @@ mod tests {
             experts: 8,
             top_k: 2,
             shared_ffn: 0,
+            dense_layers: 0,
+            dense_ffn: 0,
         });
         let mut spec = SpaceSpec::new(vec![a100_80gb(Some(2.0))], vec![64], vec![256]);
         spec.ep_comm_overlap = true;

@@ -57,6 +57,10 @@ struct MoeFile {
     top_k: u32,
     /// Width of the shared experts' FFN, summed over them (default: none).
     shared_ffn: Option<u32>,
+    /// Leading dense layers (default: none).
+    dense_layers: Option<u32>,
+    /// FFN width of the dense leading layers.
+    dense_ffn: Option<u32>,
 }
 
 /// The optional `[mla]` table of a preset (`[model.mla]` in a scenario): multi-head latent
@@ -152,16 +156,22 @@ pub(crate) fn parse_model(path: &str, text: &str) -> Result<ModelPreset, IoError
             experts: m.experts,
             top_k: m.top_k,
             shared_ffn: m.shared_ffn.unwrap_or(0),
+            dense_layers: m.dense_layers.unwrap_or(0),
+            dense_ffn: m.dense_ffn.unwrap_or(0),
         }),
         mla,
     };
     if let Err(e) = model.validate() {
         // Report at the key the rule is about, so the user edits the right line.
         let (section, key) = match &e {
+            ModelError::Zero {
+                field: "moe_dense_ffn",
+            } => ("moe", "dense_ffn"),
             ModelError::Zero { field } => ("", *field),
             ModelError::HeadsDoNotDivideHidden { .. } => ("", "n_heads"),
             ModelError::KvHeads { .. } | ModelError::MlaKvHeads { .. } => ("", "n_kv_heads"),
             ModelError::Moe { .. } => ("moe", "top_k"),
+            ModelError::DenseLayers { .. } => ("moe", "dense_layers"),
             _ => ("", "id"),
         };
         return Err(c.error(section, key, e.to_string()));

@@ -733,6 +733,8 @@ impl RunRow {
                 experts,
                 top_k,
                 shared_ffn: self.moe_shared_ffn.unwrap_or(0),
+                dense_layers: 0,
+                dense_ffn: 0,
             }),
             // Half an MoE description would silently price a dense model.
             (Some(_), None) => return Err(missing("moe_top_k (moe_experts is stated)")),

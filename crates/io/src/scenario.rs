@@ -92,6 +92,10 @@ pub struct ModelSection {
     pub moe_top_k: Option<u32>,
     /// Width of the MoE shared experts' FFN, summed over them (default: none).
     pub moe_shared_ffn: Option<u32>,
+    /// Leading dense layers of an MoE model (default: none).
+    pub moe_dense_layers: Option<u32>,
+    /// FFN width of the dense leading layers (required with `moe_dense_layers`).
+    pub moe_dense_ffn: Option<u32>,
     /// `[model.mla]`: multi-head latent attention (DeepSeek-V2/V3), in DeepSeek's config names.
     pub mla: Option<crate::preset_file::MlaFile>,
 }
@@ -587,6 +591,8 @@ fn build_model(
             ("moe_experts", m.moe_experts.is_some()),
             ("moe_top_k", m.moe_top_k.is_some()),
             ("moe_shared_ffn", m.moe_shared_ffn.is_some()),
+            ("moe_dense_layers", m.moe_dense_layers.is_some()),
+            ("moe_dense_ffn", m.moe_dense_ffn.is_some()),
             ("mla", m.mla.is_some()),
         ];
         if let Some((key, _)) = given.iter().find(|(_, set)| *set) {
@@ -623,6 +629,8 @@ fn build_model(
             experts,
             top_k,
             shared_ffn: m.moe_shared_ffn.unwrap_or(0),
+            dense_layers: m.moe_dense_layers.unwrap_or(0),
+            dense_ffn: m.moe_dense_ffn.unwrap_or(0),
         }),
         (Some(_), None) => {
             return Err(field_err(
@@ -637,6 +645,26 @@ fn build_model(
             ))
         }
     };
+    if moe.is_none() {
+        for (key, set) in [
+            ("moe_dense_layers", m.moe_dense_layers.is_some()),
+            ("moe_dense_ffn", m.moe_dense_ffn.is_some()),
+        ] {
+            if set {
+                return Err(field_err(
+                    key,
+                    "needs moe_experts and moe_top_k (dense leading layers precede MoE ones)"
+                        .into(),
+                ));
+            }
+        }
+    }
+    if m.moe_dense_layers.unwrap_or(0) > 0 && m.moe_dense_ffn.is_none() {
+        return Err(field_err(
+            "moe_dense_ffn",
+            "is required with moe_dense_layers: the FFN width of the dense leading layers (DeepSeek's intermediate_size)".into(),
+        ));
+    }
     if moe.is_none() && m.moe_shared_ffn.is_some() {
         return Err(field_err(
             "moe_shared_ffn",
@@ -700,6 +728,7 @@ fn build_model(
             trainplan_model::ModelError::KvHeads { .. }
             | trainplan_model::ModelError::MlaKvHeads { .. } => "n_kv_heads",
             trainplan_model::ModelError::Moe { .. } => "moe_top_k",
+            trainplan_model::ModelError::DenseLayers { .. } => "moe_dense_layers",
             _ => "n_heads",
         };
         field_err(key, e.to_string())

@@ -38,6 +38,14 @@ pub enum ModelError {
         /// KV heads.
         n_kv_heads: u32,
     },
+    /// More dense leading layers than the model has room for.
+    #[error("moe_dense_layers = {dense_layers} leaves no MoE layer among the {n_layers}: it must be below n_layers (drop the MoE fields for a dense model)")]
+    DenseLayers {
+        /// Dense leading layers.
+        dense_layers: u32,
+        /// Layers.
+        n_layers: u32,
+    },
     /// Inconsistent MoE settings.
     #[error("moe top_k = {top_k} must be between 1 and the number of experts ({experts})")]
     Moe {

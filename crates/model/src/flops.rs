@@ -63,7 +63,13 @@ impl Model {
             }
             None => self.ffn_params_one(),
         };
-        let matmul_weights = l * (self.attention_params() + ffn_active);
+        // Dense leading layers run their own FFN (DeepSeek's first_k_dense_replace).
+        let k = f64::from(self.dense_layers());
+        let dense_ffn = self.moe.map_or(0.0, |m| {
+            self.ffn_act.n_matrices() as f64 * h * f64::from(m.dense_ffn)
+        });
+        let matmul_weights = (l - k) * (self.attention_params() + ffn_active)
+            + k * (self.attention_params() + dense_ffn);
         FlopsPerToken {
             layers_matmul_fwd: Flops(2.0 * matmul_weights),
             // Scores (Q·Kᵀ over the query/key width) and values (over the value width) on every

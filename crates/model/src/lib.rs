@@ -71,6 +71,11 @@ pub struct Moe {
     /// et al. 2024, section 3.2; Qwen1.5-MoE's `shared_expert_intermediate_size`). It is dense:
     /// split over tp like a dense FFN and replicated over the data-parallel ranks.
     pub shared_ffn: u32,
+    /// Leading layers that are dense, not MoE (DeepSeek's `first_k_dense_replace`: 3 in
+    /// DeepSeek-V3, 1 in DeepSeek-V2-Lite and Kimi K2); 0 when every layer is MoE.
+    pub dense_layers: u32,
+    /// FFN width of the dense leading layers (DeepSeek's `intermediate_size`); unused without them.
+    pub dense_ffn: u32,
 }
 
 /// Multi-head latent attention (DeepSeek-AI 2024, "DeepSeek-V2", section 2.1): each layer
@@ -139,8 +144,10 @@ pub struct ParamCounts {
     pub output: f64,
     /// All transformer layers.
     pub layers: f64,
-    /// One transformer layer.
+    /// One transformer layer (an MoE layer, for MoE models).
     pub per_layer: f64,
+    /// One dense leading layer of an MoE model (0 without them).
+    pub dense_layer: f64,
     /// Final norm.
     pub final_norm: f64,
     /// Everything.
@@ -211,6 +218,17 @@ impl Model {
             }
         }
         if let Some(moe) = self.moe {
+            if moe.dense_layers >= self.n_layers {
+                return Err(ModelError::DenseLayers {
+                    dense_layers: moe.dense_layers,
+                    n_layers: self.n_layers,
+                });
+            }
+            if moe.dense_layers > 0 && moe.dense_ffn == 0 {
+                return Err(ModelError::Zero {
+                    field: "moe_dense_ffn",
+                });
+            }
             if moe.experts == 0 || moe.top_k == 0 || moe.top_k > moe.experts {
                 return Err(ModelError::Moe {
                     experts: moe.experts,
@@ -324,6 +342,37 @@ impl Model {
         }
     }
 
+    /// Leading dense layers of an MoE model (0 for dense models and all-MoE ones).
+    #[inline]
+    pub fn dense_layers(&self) -> u32 {
+        self.moe.map_or(0, |m| m.dense_layers)
+    }
+
+    /// The model of an MoE model's dense leading layers, for pricing them: the same attention
+    /// with a dense FFN of `dense_ffn`; `None` without such layers. It has no id, so building it
+    /// allocates nothing (the cost model calls it per estimate).
+    pub fn dense_twin(&self) -> Option<Model> {
+        let moe = self.moe.filter(|m| m.dense_layers > 0)?;
+        Some(Model {
+            id: String::new(),
+            n_layers: self.n_layers,
+            hidden: self.hidden,
+            n_heads: self.n_heads,
+            n_kv_heads: self.n_kv_heads,
+            head_dim: self.head_dim,
+            ffn: moe.dense_ffn,
+            vocab: self.vocab,
+            max_seq_len: self.max_seq_len,
+            ffn_act: self.ffn_act,
+            tied_embeddings: self.tied_embeddings,
+            positions: self.positions,
+            linear_bias: self.linear_bias,
+            dropout: self.dropout,
+            moe: None,
+            mla: self.mla,
+        })
+    }
+
     /// Parameters of one expert's (or the dense) feed-forward block.
     #[inline]
     pub fn ffn_params_one(&self) -> f64 {
@@ -385,15 +434,27 @@ impl Model {
         };
         let per_layer = attention + ffn_all + 2.0 * norm;
         let per_layer_active = attention + ffn_active + 2.0 * norm;
-        let l = f64::from(self.n_layers);
-        let layers = per_layer * l;
+        // The dense leading layers of an MoE model (DeepSeek's first_k_dense_replace).
+        let (k, dense_layer) = match self.moe.filter(|m| m.dense_layers > 0) {
+            Some(m) => {
+                let mut ffn = self.ffn_act.n_matrices() as f64 * h * f64::from(m.dense_ffn);
+                if self.linear_bias {
+                    ffn += self.ffn_bias_params(m.dense_ffn);
+                }
+                (f64::from(m.dense_layers), attention + ffn + 2.0 * norm)
+            }
+            None => (0.0, 0.0),
+        };
+        let l = f64::from(self.n_layers) - k;
+        let layers = per_layer * l + dense_layer * k;
         let total = embedding + output + layers + norm;
-        let active = embedding + output + per_layer_active * l + norm;
+        let active = embedding + output + per_layer_active * l + dense_layer * k + norm;
         ParamCounts {
             embedding,
             output,
             layers,
             per_layer,
+            dense_layer,
             final_norm: norm,
             total,
             active,
@@ -452,7 +513,7 @@ pub mod testing {
     /// `config.json`): hidden 7168, 128 heads under MLA (query latent 1536, key/value latent 512,
     /// query/key heads of 128 + 64 rotary, values 128), 256 routed experts of 2048 with 8 per
     /// token beside one 2048-wide shared expert, vocabulary 129280; all 61 layers MoE (the
-    /// release makes the first 3 dense, which trainplan cannot yet express).
+    /// release makes the first 3 dense: [`deepseek_v3`]).
     pub fn deepseek_v3_moe_layers() -> Model {
         Model {
             id: "deepseek-v3-moe-layers".into(),
@@ -473,6 +534,8 @@ pub mod testing {
                 experts: 256,
                 top_k: 8,
                 shared_ffn: 2048,
+                dense_layers: 0,
+                dense_ffn: 0,
             }),
             mla: Some(super::Mla {
                 q_lora_rank: 1536,
@@ -481,6 +544,19 @@ pub mod testing {
                 v_head_dim: 128,
             }),
         }
+    }
+
+    /// DeepSeek-V3 as released: [`deepseek_v3_moe_layers`] with its first 3 layers dense, of FFN
+    /// 18432 (`first_k_dense_replace`, `intermediate_size` in its config.json).
+    pub fn deepseek_v3() -> Model {
+        let mut m = deepseek_v3_moe_layers();
+        m.id = "deepseek-v3".into();
+        m.moe = m.moe.map(|moe| super::Moe {
+            dense_layers: 3,
+            dense_ffn: 18432,
+            ..moe
+        });
+        m
     }
 
     /// Qwen3-30B-A3B (Qwen Team 2025, Qwen3 Technical Report, Table 2): 48 MoE layers of 128
@@ -500,6 +576,8 @@ pub mod testing {
                 experts: 128,
                 top_k: 8,
                 shared_ffn: 0,
+                dense_layers: 0,
+                dense_ffn: 0,
             }),
             mla: None,
             ..llama3_70b()
@@ -536,6 +614,47 @@ mod tests {
 
     fn within(actual: f64, expected: f64, rel: f64) -> bool {
         ((actual - expected) / expected).abs() <= rel
+    }
+
+    #[test]
+    fn dense_leading_layers_replace_moe_layers_in_the_counts() {
+        // DeepSeek-V3: 58 MoE layers and 3 dense ones of 3 × 7168 × 18432 FFN weights, 671.03B
+        // in all (671B published), against 703.8B were every layer MoE.
+        let all_moe = testing::deepseek_v3_moe_layers().params();
+        let v3 = testing::deepseek_v3();
+        assert_eq!(v3.validate(), Ok(()));
+        let p = v3.params();
+        let dense = v3.attention_params() + 3.0 * 7168.0 * 18432.0 + 2.0 * 7168.0;
+        assert_eq!(p.dense_layer, dense);
+        assert_eq!(p.layers, 58.0 * all_moe.per_layer + 3.0 * dense);
+        assert!((p.total / 1e9 - 671.03).abs() < 0.01, "{}", p.total);
+        assert!(
+            (all_moe.total / 1e9 - 703.8).abs() < 0.1,
+            "{}",
+            all_moe.total
+        );
+        // FLOPs follow the same split: a dense layer multiplies its 3 × 7168 × 18432 FFN weights,
+        // an MoE layer its 9 experts' (8 routed and the shared one) and the router.
+        let f = |m: &Model| m.flops_per_token(4096).layers_matmul_fwd.get();
+        let moe_ffn = 9.0 * 3.0 * 7168.0 * 2048.0 + 7168.0 * 256.0;
+        let dense_ffn = 3.0 * 7168.0 * 18432.0;
+        assert_eq!(
+            f(&v3),
+            f(&testing::deepseek_v3_moe_layers()) + 2.0 * 3.0 * (dense_ffn - moe_ffn)
+        );
+        // The dense layers' twin prices them; no MoE layer left is refused.
+        assert_eq!(v3.dense_twin().map(|t| (t.ffn, t.moe)), Some((18432, None)));
+        let all_dense = Model {
+            moe: v3.moe.map(|m| Moe {
+                dense_layers: 61,
+                ..m
+            }),
+            ..v3.clone()
+        };
+        assert!(matches!(
+            all_dense.validate(),
+            Err(ModelError::DenseLayers { .. })
+        ));
     }
 
     #[test]
@@ -648,6 +767,8 @@ mod tests {
             experts: 8,
             top_k: 2,
             shared_ffn: 0,
+            dense_layers: 0,
+            dense_ffn: 0,
         });
         let p = m.params();
         assert!(p.total > 3.0 * p.active);
@@ -656,6 +777,8 @@ mod tests {
             experts: 2,
             top_k: 3,
             shared_ffn: 0,
+            dense_layers: 0,
+            dense_ffn: 0,
         });
         assert!(m.validate().is_err());
     }

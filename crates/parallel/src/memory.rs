@@ -79,9 +79,14 @@ pub(crate) struct StageParams {
     pub last: f64,
     /// In one transformer layer.
     pub per_layer: f64,
-    /// Of the above, MoE expert weights on a stage: replicated only over tp·cp·dp/(etp·ep)
-    /// ranks, so ZeRO shards them over that smaller group (Megatron's expert data parallelism).
+    /// Of the above, MoE expert weights on the last stage (and every stage of MoE layers only):
+    /// replicated only over tp·cp·dp/(etp·ep) ranks, so ZeRO shards them over that smaller group
+    /// (Megatron's expert data parallelism).
     pub experts: f64,
+    /// MoE expert weights on the first stage, which holds the dense leading layers, if any.
+    pub experts_first: f64,
+    /// Dense leading layers on the first pipeline rank (all of them when pp = 1).
+    pub dense_first: f64,
 }
 
 /// Parameters one GPU holds on the first and on the last pipeline stage (after tp and ep).
@@ -103,11 +108,17 @@ pub(crate) fn stage_params(model: &Model, s: &Strategy) -> StageParams {
     };
     // Past the KV heads every rank also holds the rest of its replicated K/V head; under MLA
     // every rank holds the down projections whole.
+    let mut replicas = model.mla_replicated_params() * (1.0 - 1.0 / tp);
     if s.tp > model.n_kv_heads {
-        per_layer += kv_replica_params(model, s.tp);
+        replicas += kv_replica_params(model, s.tp);
     }
-    per_layer += model.mla_replicated_params() * (1.0 - 1.0 / tp);
+    per_layer += replicas;
+    // The dense leading layers sit on the first rank (as many as it holds layers) in place of
+    // MoE layers: the same attention (and replicas), a dense FFN split over tp.
+    let dense_first = f64::from(model.dense_layers()).min(layers);
+    let dense_per_layer = p.dense_layer / tp + replicas;
     let body = layers * per_layer;
+    let body_first = body + dense_first * (dense_per_layer - per_layer);
     // Tied embeddings: the last stage keeps its own copy of the table for the output layer.
     let output = if model.tied_embeddings {
         p.embedding
@@ -115,16 +126,26 @@ pub(crate) fn stage_params(model: &Model, s: &Strategy) -> StageParams {
         p.output
     };
     let (first, last) = if s.pp == 1 {
-        let both = body + (p.embedding + p.output + p.final_norm) / tp;
+        let both = body_first + (p.embedding + p.output + p.final_norm) / tp;
         (both, both)
     } else {
-        (body + p.embedding / tp, body + (output + p.final_norm) / tp)
+        (
+            body_first + p.embedding / tp,
+            body + (output + p.final_norm) / tp,
+        )
     };
+    let experts_first = (layers - dense_first) * experts_per_layer;
     StageParams {
         first,
         last,
         per_layer,
-        experts: layers * experts_per_layer,
+        experts: if s.pp == 1 {
+            experts_first
+        } else {
+            layers * experts_per_layer
+        },
+        experts_first,
+        dense_first,
     }
 }
 
@@ -175,9 +196,9 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
         let opt = OPTIMIZER_BYTES_PER_PARAM * params / if s.zero >= 1 { shard } else { 1.0 };
         (Bytes(weights), Bytes(grads), Bytes(opt))
     };
-    let states = |params: f64| -> (Bytes, Bytes, Bytes) {
-        let (dw, dg, dopt) = states_of(params - sp.experts, dense_shard);
-        let (ew, eg, eopt) = states_of(sp.experts, expert_shard);
+    let states = |params: f64, experts: f64| -> (Bytes, Bytes, Bytes) {
+        let (dw, dg, dopt) = states_of(params - experts, dense_shard);
+        let (ew, eg, eopt) = states_of(experts, expert_shard);
         (dw + ew, dg + eg, dopt + eopt)
     };
 
@@ -209,6 +230,18 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
         1.0
     };
     let stored = per_layer * (layers * in_flight * interleave);
+    // The first rank's dense leading layers keep a dense FFN's activations instead.
+    let stored_first = match model.dense_twin() {
+        Some(dense) if sp.dense_first > 0.0 => {
+            let dense_layer = if s.op_level_selective(job) {
+                dense.op_selective_activation_bytes_per_layer(&cfg)
+            } else {
+                dense.activation_bytes_per_layer(&cfg)
+            };
+            stored + (dense_layer - per_layer) * (sp.dense_first * in_flight * interleave)
+        }
+        _ => stored,
+    };
     // Each chunk's output held for its backward outside Megatron, one pipeline message of
     // 2·s·b·h/tp bytes per chunk forward in flight (DeepSpeed `runtime/pipe/engine.py` keeps
     // `pipe_buffers['outputs']`, split over tp by its default `pipe_partitioned`; PyTorch
@@ -268,8 +301,8 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
         0.0
     };
 
-    let stage = |params: f64, activations: Bytes| -> MemoryBreakdown {
-        let (weights, gradients, optimizer) = states(params);
+    let stage = |params: f64, experts: f64, activations: Bytes| -> MemoryBreakdown {
+        let (weights, gradients, optimizer) = states(params, experts);
         let comm_buffers = Bytes(zero3_buffers + p2p + zero12_bucket(params));
         let dynamic = activations + comm_buffers;
         let reserve = Bytes(RUNTIME_OVERHEAD_BYTES) + dynamic * FRAGMENTATION_FRACTION;
@@ -286,9 +319,13 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
         }
     };
     if s.pp == 1 {
-        return stage(sp.first, stored + working + logits);
+        return stage(sp.first, sp.experts_first, stored_first + working + logits);
     }
-    let first = stage(sp.first, stored + kept_outputs + working);
+    let first = stage(
+        sp.first,
+        sp.experts_first,
+        stored_first + kept_outputs + working,
+    );
     // The last stage holds one micro-batch of its layers in flight, plus the logits.
     // PyTorch's pipeline schedules keep every micro-batch's output on the last stage until the
     // step ends, to merge them (`distributed/pipelining/stage.py`, `output_chunks`): the 16-bit
@@ -302,6 +339,7 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
     };
     let last = stage(
         sp.last,
+        sp.experts,
         per_layer * (layers * last_in_flight) + working + logits + merged_outputs,
     );
     if last.total.get() > first.total.get() {
@@ -448,6 +486,8 @@ mod tests {
             experts: 8,
             top_k: 2,
             shared_ffn: 0,
+            dense_layers: 0,
+            dense_ffn: 0,
         });
         let cluster = a100(64);
         let mut s = strategy(64, 1, 1);

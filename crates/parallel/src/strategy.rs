@@ -321,15 +321,18 @@ impl Strategy {
                 ffn: model.ffn,
             });
         }
-        // Shared experts split over tp like a dense FFN.
-        if let Some(shared) = model
-            .moe
-            .map(|m| m.shared_ffn)
-            .filter(|&f| f % self.tp != 0)
-        {
+        // Shared experts and dense leading layers split over tp like a dense FFN.
+        if let Some(width) = model.moe.and_then(|m| {
+            [
+                m.shared_ffn,
+                if m.dense_layers > 0 { m.dense_ffn } else { 0 },
+            ]
+            .into_iter()
+            .find(|&f| f % self.tp != 0)
+        }) {
             return Err(Infeasible::TpFfn {
                 tp: self.tp,
-                ffn: shared,
+                ffn: width,
             });
         }
         // Every rank needs a layer; model chunks may outnumber the layers, the spare ones empty

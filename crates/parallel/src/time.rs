@@ -160,6 +160,26 @@ struct MicroBatch {
     pp: Seconds,
 }
 
+impl MicroBatch {
+    /// A rank whose layers are a `share` of `other`'s kind and the rest of `self`'s: every
+    /// per-layer time mixes linearly, and the rest (logits, sends) is the same in both.
+    fn mixed(&self, other: &MicroBatch, share: f64) -> MicroBatch {
+        let mix = |a: Seconds, b: Seconds| a * (1.0 - share) + b * share;
+        MicroBatch {
+            compute: mix(self.compute, other.compute),
+            backward: mix(self.backward, other.backward),
+            tp: mix(self.tp, other.tp),
+            cp: mix(self.cp, other.cp),
+            ep: mix(self.ep, other.ep),
+            pp: mix(self.pp, other.pp),
+        }
+    }
+
+    fn total(&self) -> Seconds {
+        self.compute + self.tp + self.cp + self.ep + self.pp
+    }
+}
+
 fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> MicroBatch {
     let eff = &cluster.accelerator.efficiency;
     let tp = f64::from(s.tp);
@@ -586,8 +606,23 @@ pub(crate) fn step_time(
 ) -> (TimeBreakdown, u32) {
     let m = s.micro_batches(job);
     let mf = f64::from(m);
+    let stage = crate::memory::stage_params(model, s);
     let mb = micro_batch(model, cluster, job, s);
-    let per_mb = mb.compute + mb.tp + mb.cp + mb.ep + mb.pp;
+    // Dense leading layers (on the first rank) in place of MoE layers: the busiest rank is the
+    // first when they are the slower kind, or the only one when pp = 1.
+    let mb = match model.dense_twin() {
+        Some(dense) if stage.dense_first > 0.0 => {
+            let share = stage.dense_first / f64::from(s.max_layers_per_rank(model));
+            let first = mb.mixed(&micro_batch(&dense, cluster, job, s), share);
+            if s.pp == 1 || first.total() > mb.total() {
+                first
+            } else {
+                mb
+            }
+        }
+        _ => mb,
+    };
+    let per_mb = mb.total();
     // 1F1B: (m + (p-1)/v) micro-batch times per step (Narayanan et al. 2021, section 2.2.2);
     // the fill and drain pass p-1 model chunks, so with uneven chunks the longest one sets it.
     let bubble = per_mb * s.bubble_micro_batches(model);
@@ -596,8 +631,11 @@ pub(crate) fn step_time(
     // Dense weights are replicated over the dp × cp ranks (stride tp); MoE expert weights only
     // over the tp·cp·dp/(etp·ep) ranks that hold the same experts (Megatron's expert data
     // parallelism, expert ranks ordered etp, ep, then replicas; Liu et al. 2025, "MoE Parallel Folding").
-    let stage = crate::memory::stage_params(model, s);
-    let (params, experts) = (stage.first.max(stage.last), stage.experts);
+    let (params, experts) = if stage.first > stage.last {
+        (stage.first, stage.experts_first)
+    } else {
+        (stage.last, stage.experts)
+    };
     let dp_group = Group {
         size: s.dp * s.cp,
         stride: s.tp,
@@ -981,6 +1019,8 @@ mod tests {
                 experts: 8,
                 top_k: 2,
                 shared_ffn: 0,
+                dense_layers: 0,
+                dense_ffn: 0,
             }),
             mla: None,
             ..gpt3()
@@ -1031,6 +1071,8 @@ mod tests {
             experts: 8,
             top_k: 2,
             shared_ffn: 0,
+            dense_layers: 0,
+            dense_ffn: 0,
         });
         let (cluster, job) = (a100(64), job(1536));
         let mut s = strategy(64, 1, 1);
@@ -1066,6 +1108,8 @@ mod tests {
             experts: 8,
             top_k: 2,
             shared_ffn: 0,
+            dense_layers: 0,
+            dense_ffn: 0,
         });
         let (cluster, job) = (a100(64), job(1536));
         let mut plain = strategy(64, 1, 1);
@@ -1130,6 +1174,8 @@ mod tests {
                 experts: 8,
                 top_k: 2,
                 shared_ffn: 0,
+                dense_layers: 0,
+                dense_ffn: 0,
             }),
             mla: None,
             ..gpt3()
@@ -1185,6 +1231,8 @@ mod tests {
             experts: 8,
             top_k: 2,
             shared_ffn: 0,
+            dense_layers: 0,
+            dense_ffn: 0,
         });
         let (cluster, job) = (a100(64), job(256));
         let base = crate::Strategy {
@@ -1239,6 +1287,8 @@ mod tests {
             experts: 64,
             top_k: 2,
             shared_ffn: 0,
+            dense_layers: 0,
+            dense_ffn: 0,
         });
         let wide = crate::Strategy { ep: 32, ..base };
         assert_eq!(reason(&many, wide), Some("ep"));
@@ -1342,6 +1392,66 @@ mod tests {
     }
 
     #[test]
+    fn dense_leading_layers_sit_on_the_first_rank() {
+        // DeepSeek-V3 (3 dense layers, then 58 MoE) against its all-MoE shapes.
+        let v3 = trainplan_model::testing::deepseek_v3();
+        let all_moe = trainplan_model::testing::deepseek_v3_moe_layers();
+        let dense = v3.dense_twin().unwrap();
+        let job = crate::Job {
+            seq_len: 4096,
+            ..crate::testing::job(512)
+        };
+        // pp 16: 4 layers a rank; the first holds the 3 dense ones and 1 MoE layer.
+        let s = crate::Strategy {
+            micro_batch: 1,
+            ep: 8,
+            ..strategy(8, 8, 16)
+        };
+        let sp = crate::memory::stage_params(&v3, &s);
+        let moe_sp = crate::memory::stage_params(&all_moe, &s);
+        assert_eq!(sp.dense_first, 3.0);
+        let dense_layer =
+            v3.params().dense_layer / 8.0 + v3.mla_replicated_params() * (1.0 - 1.0 / 8.0);
+        assert!((sp.first - (moe_sp.first - 3.0 * (moe_sp.per_layer - dense_layer))).abs() < 1.0);
+        assert_eq!(sp.last, moe_sp.last);
+        assert_eq!(sp.experts_first, moe_sp.experts / 4.0);
+        // The MoE ranks stay the busiest, so the step is the all-MoE model's but for the
+        // gradient reductions of fewer weights.
+        let cluster = a100(1024);
+        let e = evaluate(&v3, &cluster, &job, &s).unwrap();
+        let m = evaluate(&all_moe, &cluster, &job, &s).unwrap();
+        assert_eq!(e.time.compute, m.time.compute);
+        // pp 1: one rank runs all 61 layers, 3 of them dense: each per-micro-batch time is the
+        // 58/61 : 3/61 mix of the MoE and the dense layers' (the logits are the same in both).
+        let flat = crate::Strategy {
+            micro_batch: 1,
+            ep: 8,
+            zero: 3,
+            ..strategy(1024, 1, 1)
+        };
+        let job = crate::Job {
+            global_batch: 1024,
+            ..job
+        };
+        let t = |model: &trainplan_model::Model, s: &crate::Strategy| {
+            evaluate(model, &cluster, &job, s)
+                .unwrap()
+                .time
+                .compute
+                .get()
+        };
+        // (The dense twin alone has no experts to spread, so it is priced at ep 1.)
+        let dense_t = t(&dense, &crate::Strategy { ep: 1, ..flat });
+        let mixed = t(&all_moe, &flat) * 58.0 / 61.0 + dense_t * 3.0 / 61.0;
+        let t = |model: &trainplan_model::Model| t(model, &flat);
+        assert!(
+            (t(&v3) - mixed).abs() < 1e-9 * mixed,
+            "{} vs {mixed}",
+            t(&v3)
+        );
+    }
+
+    #[test]
     fn latent_attention_keeps_its_down_projections_whole_on_every_rank() {
         // DeepSeek-V3's layers (all MoE) on tp 8 × pp 16 × dp 16 with ep 16: each rank holds
         // the down projections whole and the tp ranks all-reduce their gradients once per step.
@@ -1433,6 +1543,8 @@ mod tests {
                 experts: 60,
                 top_k: 4,
                 shared_ffn: 0,
+                dense_layers: 0,
+                dense_ffn: 0,
             }),
             mla: None,
             ..gpt3()
@@ -1442,6 +1554,8 @@ mod tests {
                 experts: 60,
                 top_k: 4,
                 shared_ffn: 5632,
+                dense_layers: 0,
+                dense_ffn: 0,
             }),
             mla: None,
             ..routed.clone()
@@ -1482,6 +1596,8 @@ mod tests {
                 experts: 60,
                 top_k: 4,
                 shared_ffn: 5633,
+                dense_layers: 0,
+                dense_ffn: 0,
             }),
             mla: None,
             ..routed

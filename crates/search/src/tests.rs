@@ -348,6 +348,8 @@ fn moe_layouts_try_expert_parallel_degrees_that_divide() {
         experts: 8,
         top_k: 2,
         shared_ffn: 0,
+        dense_layers: 0,
+        dense_ffn: 0,
     });
     let mut spec = small_spec();
     spec.n_gpus = vec![16];
@@ -407,6 +409,8 @@ fn whole_experts_can_be_ruled_out_for_frameworks_without_folding() {
         experts: 8,
         top_k: 2,
         shared_ffn: 0,
+        dense_layers: 0,
+        dense_ffn: 0,
     });
     let run =
         |whole_experts: bool| sweep_16_gpus(&model, 1e9, |spec| spec.whole_experts = whole_experts);

@@ -578,6 +578,8 @@ mod tests {
             experts: 8,
             top_k: 2,
             shared_ffn: 0,
+            dense_layers: 0,
+            dense_ffn: 0,
         });
         let t = Template {
             tp: Some(1),
@@ -622,6 +624,8 @@ mod tests {
             experts: 64,
             top_k: 2,
             shared_ffn: 0,
+            dense_layers: 0,
+            dense_ffn: 0,
         });
         model
     }

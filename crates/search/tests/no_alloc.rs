@@ -15,12 +15,23 @@ use trainplan_search::{Objective, Plan, TopK};
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 fn main() {
-    estimate_and_ranking_allocate_nothing();
+    estimate_and_ranking_allocate_nothing(&gpt3_175b());
+    // MoE with dense leading layers and latent attention, under every ZeRO stage (so PyTorch's
+    // implied conventions too): DeepSeek-V3's shapes at a size these layouts hold.
+    let mut moe = trainplan_model::testing::deepseek_v3_moe_layers();
+    moe.n_layers = 16;
+    moe.moe = moe.moe.map(|m| trainplan_model::Moe {
+        experts: 16,
+        top_k: 2,
+        dense_layers: 2,
+        dense_ffn: 8192,
+        ..m
+    });
+    estimate_and_ranking_allocate_nothing(&moe);
     println!("no_alloc: estimate and ranking allocate nothing");
 }
 
-fn estimate_and_ranking_allocate_nothing() {
-    let model = gpt3_175b();
+fn estimate_and_ranking_allocate_nothing(model: &trainplan_model::Model) {
     let target = a100_80gb(Some(2.0));
     let cluster = Cluster::new(target.accelerator, target.node, 1024).unwrap();
     let job = job(1536, 300e9);
@@ -55,7 +66,7 @@ fn estimate_and_ranking_allocate_nothing() {
     let mut top = TopK::new(Objective::Time, 8);
     // Fill the list first: growing it to its capacity is the only allocation it ever makes.
     for s in &strategies {
-        if let Ok(e) = trainplan_parallel::evaluate(&model, &cluster, &job, s) {
+        if let Ok(e) = trainplan_parallel::evaluate(model, &cluster, &job, s) {
             top.offer(&Plan::new(0, 1024, 128, &job, *s, &e, Some(2.0)));
         }
     }
@@ -64,7 +75,7 @@ fn estimate_and_ranking_allocate_nothing() {
     let mut rejected = 0u32;
     for _ in 0..100 {
         for s in &strategies {
-            match estimate(&model, &cluster, &job, s) {
+            match estimate(model, &cluster, &job, s) {
                 Ok(e) => {
                     ok += 1;
                     top.offer(&Plan::new(0, 1024, 128, &job, *s, &e, Some(2.0)));
