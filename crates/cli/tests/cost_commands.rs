@@ -716,7 +716,8 @@ fn the_framework_field_prices_its_conventions_and_rejects_what_it_cannot_run() {
 
 #[test]
 fn a_scenario_states_multi_head_latent_attention_in_deepseek_s_names() {
-    // DeepSeek-V3's shapes, every layer MoE, on 2048 H800s with full recomputation.
+    // DeepSeek-V3's shapes, every layer MoE, on 2048 H800s with full recomputation; then with
+    // its dense leading layers.
     let dir = tempfile::tempdir().unwrap();
     let src = r#"[model]
 name = "DeepSeek-V3 shapes"
@@ -789,6 +790,29 @@ recompute = "full"
     );
     let e = bad("v_head_dim = 128", "v_head_dim = 128\nrope = 1");
     assert!(e.contains("rope"), "{e}");
+    // Its first 3 layers dense, as released: 671.03B (671B published), the same as the preset.
+    let released = src.replace(
+        "moe_shared_ffn = 2048\n",
+        "moe_shared_ffn = 2048\nmoe_dense_layers = 3\nmoe_dense_ffn = 18432\n",
+    );
+    let v3 = evaluate_json(&write("released.toml", &released));
+    let params = v3["params"].as_f64().unwrap();
+    assert!((params / 1e9 - 671.03).abs() < 0.01, "{params}");
+    let preset = released
+        .split("[cluster]")
+        .nth(1)
+        .map(|rest| format!("[model]\npreset = \"deepseek-v3\"\n\n[cluster]{rest}"))
+        .unwrap();
+    assert_eq!(
+        evaluate_json(&write("preset.toml", &preset))["params"],
+        v3["params"]
+    );
+    // Dense layers need their width, and an MoE model to precede.
+    let e = bad(
+        "moe_shared_ffn = 2048\n",
+        "moe_shared_ffn = 2048\nmoe_dense_layers = 3\n",
+    );
+    assert!(e.contains("model.moe_dense_ffn"), "{e}");
 }
 
 #[test]
