@@ -135,6 +135,11 @@ pub struct RunRow {
     /// trainplan's optional column: the width of an MoE model's shared experts' FFN, summed over
     /// them (DeepSeekMoE, Qwen1.5-MoE); empty means none.
     pub moe_shared_ffn: Option<u32>,
+    /// trainplan's optional columns: an MoE model's dense leading layers and their FFN width
+    /// (DeepSeek's `first_k_dense_replace`, `intermediate_size`); empty means none.
+    pub moe_dense_layers: Option<u32>,
+    /// See `moe_dense_layers`.
+    pub moe_dense_ffn: Option<u32>,
 }
 
 /// Reads a runs CSV.
@@ -385,6 +390,8 @@ pub fn parse_runs(path: &str, bytes: &[u8]) -> Result<Vec<RunRow>, IoError> {
             )?,
             head_dim: uint("head_dim")?,
             moe_shared_ffn: uint("moe_shared_ffn")?,
+            moe_dense_layers: uint("moe_dense_layers")?,
+            moe_dense_ffn: uint("moe_dense_ffn")?,
         });
     }
     if rows.is_empty() {
@@ -532,6 +539,12 @@ mod tests {
         let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
         let skip = rows[0].to_spec(&db, "runs.csv").unwrap_err();
         assert!(skip.0.starts_with("missing ffn_act"), "{}", skip.0);
+        // Dense leading layers are optional columns.
+        let header = format!("{HEADER},moe_dense_layers,moe_dense_ffn");
+        let text = format!("{header}\nX-r1,X,M,24,2048,16,,8192,gelu,51200,2048,8,2,a100-80gb,8,16,2,2,4,,,,,,64,,1,bf16,4096,,,,false,high,,1,8192\n");
+        let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
+        let moe = rows[0].to_spec(&db, "runs.csv").unwrap().model.moe.unwrap();
+        assert_eq!((moe.dense_layers, moe.dense_ffn), (1, 8192));
         // Half an MoE description is skipped, not priced as a dense model.
         let text = format!("{HEADER}\nX-r1,X,M,24,2048,16,,8192,gelu,51200,2048,8,,a100-80gb,8,16,2,2,4,,,,,,64,,1,bf16,4096,,,,false,high,\n");
         let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
@@ -733,8 +746,8 @@ impl RunRow {
                 experts,
                 top_k,
                 shared_ffn: self.moe_shared_ffn.unwrap_or(0),
-                dense_layers: 0,
-                dense_ffn: 0,
+                dense_layers: self.moe_dense_layers.unwrap_or(0),
+                dense_ffn: self.moe_dense_ffn.unwrap_or(0),
             }),
             // Half an MoE description would silently price a dense model.
             (Some(_), None) => return Err(missing("moe_top_k (moe_experts is stated)")),
