@@ -134,6 +134,9 @@ fn priced(
 /// (GELU's down) product under op-level selective checkpointing; `None` for the other
 /// frameworks' whole-layer or attention-only recomputation.
 fn pytorch_rerun_share(model: &Model, job: &Job, s: &Strategy) -> Option<f64> {
+    if !s.op_level_selective(job) && !s.recompute_stops_early(job) {
+        return None;
+    }
     let h = f64::from(model.hidden);
     let (k, shared) = model.moe.map_or((1.0, 0.0), |m| {
         (f64::from(m.top_k), f64::from(m.shared_ffn))

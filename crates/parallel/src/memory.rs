@@ -149,6 +149,28 @@ pub(crate) fn stage_params(model: &Model, s: &Strategy) -> StageParams {
     }
 }
 
+/// Bytes a dense leading layer keeps beyond an MoE layer's `moe_layer`. Out of line: only
+/// models with dense leading layers call it.
+#[cold]
+#[inline(never)]
+fn dense_layers_extra(
+    model: &Model,
+    job: &Job,
+    s: &Strategy,
+    cfg: &ActivationConfig,
+    moe_layer: Bytes,
+) -> Bytes {
+    let Some(dense) = model.dense_twin() else {
+        return Bytes::ZERO;
+    };
+    let dense_layer = if s.op_level_selective(job) {
+        dense.op_selective_activation_bytes_per_layer(cfg)
+    } else {
+        dense.activation_bytes_per_layer(cfg)
+    };
+    dense_layer - moe_layer
+}
+
 /// Out of line: only tp past the KV heads (multi-query attention) replicates them.
 #[cold]
 #[inline(never)]
@@ -231,16 +253,12 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
     };
     let stored = per_layer * (layers * in_flight * interleave);
     // The first rank's dense leading layers keep a dense FFN's activations instead.
-    let stored_first = match model.dense_twin() {
-        Some(dense) if sp.dense_first > 0.0 => {
-            let dense_layer = if s.op_level_selective(job) {
-                dense.op_selective_activation_bytes_per_layer(&cfg)
-            } else {
-                dense.activation_bytes_per_layer(&cfg)
-            };
-            stored + (dense_layer - per_layer) * (sp.dense_first * in_flight * interleave)
-        }
-        _ => stored,
+    let stored_first = if sp.dense_first > 0.0 {
+        stored
+            + dense_layers_extra(model, job, s, &cfg, per_layer)
+                * (sp.dense_first * in_flight * interleave)
+    } else {
+        stored
     };
     // Each chunk's output held for its backward outside Megatron, one pipeline message of
     // 2·s·b·h/tp bytes per chunk forward in flight (DeepSpeed `runtime/pipe/engine.py` keeps

@@ -180,6 +180,8 @@ impl MicroBatch {
     }
 }
 
+// Inlined into the estimate path: its one hot call site (the cold dense-layer path makes a second).
+#[inline(always)]
 fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> MicroBatch {
     let eff = &cluster.accelerator.efficiency;
     let tp = f64::from(s.tp);
@@ -229,9 +231,9 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
     };
     let q = model.q_dim();
     let out = model.out_dim();
-    // The attention's input products, and among them the ones that make the keys (which
-    // op-level checkpointing reruns).
-    let (qkv_t, k_t) = match model.mla {
+    // The attention's input products, and under MLA among them the ones that make the keys
+    // (which op-level checkpointing reruns).
+    let (qkv_t, mla_k_t) = match model.mla {
         // MLA: every rank compresses its whole gathered sequence (the down projections are not
         // split), then decompresses its heads' queries, keys and values (DeepSeek-V2, section
         // 2.1; `linear_kv_down_proj` is `duplicated` in Megatron-Core).
@@ -246,13 +248,10 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
             let kv_up = model.kv_pair_dim_over_ranks(s.tp) - rope * f64::from(model.n_heads);
             let kv_t = gemm(tokens, kvl + rope, h, mm_rate, d0)
                 + gemm(tokens, kv_up / tp, kvl, mm_rate, d0);
-            (q_t + kv_t, kv_t)
+            (q_t + kv_t, Some(kv_t))
         }
         // Q, K and V in one fused product (Megatron's `linear_qkv`).
-        None => (
-            gemm(tokens, (q + 2.0 * kv) / tp, h, mm_rate, d0),
-            gemm(tokens, kv / tp, h, mm_rate, d0),
-        ),
+        None => (gemm(tokens, (q + 2.0 * kv) / tp, h, mm_rate, d0), None),
     };
     let o_t = gemm(tokens, h, out / tp, mm_rate, d0);
     // The FFN down products (routed and shared) are the layer's last products.
@@ -300,6 +299,7 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
             }
             trainplan_model::FfnActivation::Gelu => down_t,
         };
+        let k_t = mla_k_t.unwrap_or_else(|| gemm(tokens, kv / tp, h, mm_rate, d0));
         (k_t + o_t + third, 1.0)
     } else if s.recompute_stops_early(job) {
         // PyTorch's early-stopping checkpoint reruns the layer's products but the last.
@@ -493,6 +493,31 @@ fn kv_replica_sync_time(model: &Model, cluster: &Cluster, job: &Job, s: &Strateg
     )
 }
 
+/// The busiest rank's micro-batch when the first rank holds `dense_first` dense leading layers
+/// in place of MoE ones: the first rank, at the mix of both kinds, when it is the slower or the
+/// only one. Out of line: only models with dense leading layers call it.
+#[cold]
+#[inline(never)]
+fn dense_first_rank(
+    model: &Model,
+    cluster: &Cluster,
+    job: &Job,
+    s: &Strategy,
+    dense_first: f64,
+    moe: MicroBatch,
+) -> MicroBatch {
+    let Some(dense) = model.dense_twin() else {
+        return moe;
+    };
+    let share = dense_first / f64::from(s.max_layers_per_rank(model));
+    let first = moe.mixed(&micro_batch(&dense, cluster, job, s), share);
+    if s.pp == 1 || first.total() > moe.total() {
+        first
+    } else {
+        moe
+    }
+}
+
 /// MLA's down projections are whole on every tensor-parallel rank, each fed its own heads'
 /// gradients: the tp ranks all-reduce those weights' gradients once per step, after backward
 /// (Megatron-Core's `duplicated` parameters join the tensor-parallel gradient all-reduce, as
@@ -610,17 +635,10 @@ pub(crate) fn step_time(
     let mb = micro_batch(model, cluster, job, s);
     // Dense leading layers (on the first rank) in place of MoE layers: the busiest rank is the
     // first when they are the slower kind, or the only one when pp = 1.
-    let mb = match model.dense_twin() {
-        Some(dense) if stage.dense_first > 0.0 => {
-            let share = stage.dense_first / f64::from(s.max_layers_per_rank(model));
-            let first = mb.mixed(&micro_batch(&dense, cluster, job, s), share);
-            if s.pp == 1 || first.total() > mb.total() {
-                first
-            } else {
-                mb
-            }
-        }
-        _ => mb,
+    let mb = if stage.dense_first > 0.0 {
+        dense_first_rank(model, cluster, job, s, stage.dense_first, mb)
+    } else {
+        mb
     };
     let per_mb = mb.total();
     // 1F1B: (m + (p-1)/v) micro-batch times per step (Narayanan et al. 2021, section 2.2.2);
