@@ -180,8 +180,6 @@ impl MicroBatch {
     }
 }
 
-// Inlined into the estimate path: its one hot call site (the cold dense-layer path makes a second).
-#[inline(always)]
 fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> MicroBatch {
     let eff = &cluster.accelerator.efficiency;
     let tp = f64::from(s.tp);
