@@ -197,6 +197,15 @@ pub struct Job {
     pub framework: Option<Framework>,
 }
 
+impl Job {
+    /// The framework whose conventions price a layout of ZeRO stage `zero` on `pp` pipeline
+    /// stages: the job's, or the one the layout implies ([`Framework::implied_by`]).
+    #[inline]
+    pub fn framework_for(&self, zero: u8, pp: u32) -> Option<Framework> {
+        self.framework.or_else(|| Framework::implied_by(zero, pp))
+    }
+}
+
 /// One parallel layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Strategy {
@@ -494,8 +503,7 @@ impl Strategy {
     /// refuses ZeRO-2/3. A DeepSpeed ZeRO-3 run states `framework = "deepspeed"`.
     #[inline]
     pub fn framework(&self, job: &Job) -> Option<Framework> {
-        job.framework
-            .or_else(|| Framework::implied_by(self.zero, self.pp))
+        job.framework_for(self.zero, self.pp)
     }
 
     /// Whether selective recomputation is PyTorch's op-level selective checkpointing (torchtitan's

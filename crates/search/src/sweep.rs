@@ -606,8 +606,7 @@ impl Search {
                         if recompute == Recompute::Selective
                             && spec.flash_attention
                             && spec.recompute.contains(&Recompute::None)
-                            && job.framework.or_else(|| Framework::implied_by(zero, l.pp))
-                                != Some(Framework::Pytorch)
+                            && job.framework_for(zero, l.pp) != Some(Framework::Pytorch)
                         {
                             // A fused attention kernel stores no scores, so selective
                             // recomputation recomputes nothing: the plan is the `none` plan

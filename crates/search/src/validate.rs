@@ -382,11 +382,7 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
                                         flash_attention: true,
                                         tp_overlap: tp > 1
                                             && sp
-                                            && overlap_under(
-                                                run.job
-                                                    .framework
-                                                    .or_else(|| Framework::implied_by(zero, pp)),
-                                            ),
+                                            && overlap_under(run.job.framework_for(zero, pp)),
                                         ep_overlap,
                                         ep_dispatcher,
                                     })
