@@ -373,6 +373,15 @@ impl Model {
         })
     }
 
+    /// The FFN width one token runs through in a layer: its `top_k` routed experts of `ffn`
+    /// each plus the shared experts beside them, or the dense `ffn`.
+    #[inline]
+    pub fn token_ffn_width(&self) -> f64 {
+        self.moe.map_or(f64::from(self.ffn), |m| {
+            f64::from(self.ffn) * f64::from(m.top_k) + f64::from(m.shared_ffn)
+        })
+    }
+
     /// Parameters of one expert's (or the dense) feed-forward block.
     #[inline]
     pub fn ffn_params_one(&self) -> f64 {

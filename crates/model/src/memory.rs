@@ -98,10 +98,7 @@ impl Model {
             * self.out_dim();
         let attention = 2.0 * sbq + 2.0 * kv + projection;
         // Every token runs top_k routed experts of width ffn, and the shared experts beside them.
-        let (k, shared) = self.moe.map_or((1.0, 0.0), |m| {
-            (f64::from(m.top_k), f64::from(m.shared_ffn))
-        });
-        let f = f64::from(self.ffn) * k + shared;
+        let f = self.token_ffn_width();
         let ffn = match self.ffn_act {
             // GELU input and output, the latter the down projection's input (Korthikanti: 8sbh +
             // 8sbh at ffn = 4h).
@@ -148,16 +145,17 @@ impl Model {
         // V's width (under MLA the values are n_heads·v_head_dim wide) and the attention output.
         let kv = (self.kv_pair_dim_over_ranks(cfg.tp) - self.kv_dim_over_ranks(cfg.tp)) / t;
         let out = self.out_dim() / t;
-        let (k, shared) = self.moe.map_or((1.0, 0.0), |m| {
-            (f64::from(m.top_k), f64::from(m.shared_ffn))
+        let f = self.token_ffn_width() / t;
+        // Expert runs per token whose down products each leave an h-wide output.
+        let runs = self.moe.map_or(1.0, |m| {
+            f64::from(m.top_k) + if m.shared_ffn > 0 { 1.0 } else { 0.0 }
         });
-        let f = (f64::from(self.ffn) * k + shared) / t;
         // Widths saved, per token: Q and V, the fused attention's output, then the FFN.
         let ffn_saved = match self.ffn_act {
             // up (saved), down (recomputed).
             FfnActivation::Gelu => f,
             // gate (saved), up (recomputed), down (saved, one h-wide output per expert run).
-            FfnActivation::Swiglu => f + h * (k + if shared > 0.0 { 1.0 } else { 0.0 }),
+            FfnActivation::Swiglu => f + h * runs,
         };
         Bytes(input + 2.0 * sb * (q + kv + out + ffn_saved) + self.mla_latent_bytes(sb))
     }

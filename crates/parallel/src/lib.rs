@@ -138,10 +138,7 @@ fn pytorch_rerun_share(model: &Model, job: &Job, s: &Strategy) -> Option<f64> {
         return None;
     }
     let h = f64::from(model.hidden);
-    let (k, shared) = model.moe.map_or((1.0, 0.0), |m| {
-        (f64::from(m.top_k), f64::from(m.shared_ffn))
-    });
-    let ffn_one_matrix = h * (f64::from(model.ffn) * k + shared);
+    let ffn_one_matrix = h * model.token_ffn_width();
     let total = model.attention_params() + ffn_one_matrix * model.ffn_act.n_matrices() as f64;
     if s.op_level_selective(job) {
         // The key products: K, or under MLA the key/value latent and its up projection.

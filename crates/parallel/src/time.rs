@@ -540,10 +540,7 @@ fn elementwise_bytes(model: &Model, tokens: f64, s: &Strategy) -> (Bytes, Bytes)
     let tp = f64::from(s.tp.max(1));
     let h = f64::from(model.hidden);
     let h_share = if s.sp_active() { h / tp } else { h };
-    let ffn_width = model.moe.map_or(f64::from(model.ffn), |m| {
-        f64::from(model.ffn) * f64::from(m.top_k) + f64::from(m.shared_ffn)
-    });
-    let dense = ELEMENTWISE_ELEMENTS_FACTOR * (h_share + ffn_width / tp);
+    let dense = ELEMENTWISE_ELEMENTS_FACTOR * (h_share + model.token_ffn_width() / tp);
     // MoE layers also permute every token's hidden state into expert order and back: dispatch
     // copies it to its top_k experts and combine reads the top_k results back, each a read and a
     // write of top_k·h elements, mirrored in backward (GShard's dispatch and combine, Lepikhin et
@@ -584,13 +581,10 @@ fn fp8_cast_bytes(model: &Model, tokens: f64, s: &Strategy) -> (Bytes, Bytes) {
     // Tokens that enter a rank's FFN products per token of the micro-batch, and the FFN width
     // they run at: top_k routed copies of the etp/tp share an expert-tensor group gathers, plus
     // the shared experts.
-    let (ffn_copies, ffn_width) = match model.moe {
-        Some(m) => (
-            f64::from(m.top_k) * f64::from(s.expert_tp()) / tp,
-            f64::from(model.ffn) * f64::from(m.top_k) + f64::from(m.shared_ffn),
-        ),
-        None => (1.0, f64::from(model.ffn)),
-    };
+    let ffn_copies = model
+        .moe
+        .map_or(1.0, |m| f64::from(m.top_k) * f64::from(s.expert_tp()) / tp);
+    let ffn_width = model.token_ffn_width();
     // MLA also casts its latents, the inputs of its up projections, and their gradients.
     let latents = model.mla.map_or(0.0, |m| {
         f64::from(m.q_lora_rank) + f64::from(m.kv_lora_rank) + f64::from(m.qk_rope_head_dim)
@@ -1407,22 +1401,29 @@ mod tests {
         );
     }
 
+    /// DeepSeek-V3's sequences (4096 tokens, micro-batch 1) at tp 8 × pp 16 × `dp`, experts
+    /// spread over `ep` ranks.
+    fn deepseek_layout(global_batch: u32, dp: u32, ep: u32) -> (crate::Job, crate::Strategy) {
+        let job = crate::Job {
+            seq_len: 4096,
+            ..crate::testing::job(global_batch)
+        };
+        let s = crate::Strategy {
+            micro_batch: 1,
+            ep,
+            ..strategy(dp, 8, 16)
+        };
+        (job, s)
+    }
+
     #[test]
     fn dense_leading_layers_sit_on_the_first_rank() {
         // DeepSeek-V3 (3 dense layers, then 58 MoE) against its all-MoE shapes.
         let v3 = trainplan_model::testing::deepseek_v3();
         let all_moe = trainplan_model::testing::deepseek_v3_moe_layers();
         let dense = v3.dense_twin().unwrap();
-        let job = crate::Job {
-            seq_len: 4096,
-            ..crate::testing::job(512)
-        };
         // pp 16: 4 layers a rank; the first holds the 3 dense ones and 1 MoE layer.
-        let s = crate::Strategy {
-            micro_batch: 1,
-            ep: 8,
-            ..strategy(8, 8, 16)
-        };
+        let (job, s) = deepseek_layout(512, 8, 8);
         let sp = crate::memory::stage_params(&v3, &s);
         let moe_sp = crate::memory::stage_params(&all_moe, &s);
         assert_eq!(sp.dense_first, 3.0);
@@ -1473,15 +1474,7 @@ mod tests {
         // the down projections whole and the tp ranks all-reduce their gradients once per step.
         let model = trainplan_model::testing::deepseek_v3_moe_layers();
         let cluster = a100(2048);
-        let job = crate::Job {
-            seq_len: 4096,
-            ..crate::testing::job(2048)
-        };
-        let s = crate::Strategy {
-            micro_batch: 1,
-            ep: 16,
-            ..strategy(16, 8, 16)
-        };
+        let (job, s) = deepseek_layout(2048, 16, 16);
         let e = evaluate(&model, &cluster, &job, &s).unwrap();
         let layers = f64::from(s.max_layers_per_rank(&model));
         // Per rank: the replicated down projections beyond their 1/8 share.

@@ -202,9 +202,8 @@ fn appeal(s: &Strategy, e: &Estimate) -> f64 {
 /// `torch.compile`), so both of those expose the collectives unless the row says otherwise.
 fn assumes_tp_overlap(
     accelerator: &trainplan_hardware::Accelerator,
-    framework: Option<trainplan_parallel::Framework>,
+    framework: Option<Framework>,
 ) -> bool {
-    use trainplan_parallel::Framework;
     match framework {
         Some(Framework::Deepspeed | Framework::Pytorch) => false,
         Some(Framework::Megatron) | None => accelerator.fp8_peak.is_some(),
