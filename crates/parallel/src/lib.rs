@@ -132,7 +132,8 @@ fn priced(
 /// The share of a layer's forward product FLOPs that PyTorch's checkpointing reruns, by weights:
 /// all but the FFN down products under early stop, K, the attention projection and SwiGLU's up
 /// (GELU's down) product under op-level selective checkpointing; `None` for the other
-/// frameworks' whole-layer or attention-only recomputation.
+/// frameworks' whole-layer or attention-only recomputation. The same products, timed by shape,
+/// are the rerun in `time::micro_batch`.
 fn pytorch_rerun_share(model: &Model, job: &Job, s: &Strategy) -> Option<f64> {
     if !s.op_level_selective(job) && !s.recompute_stops_early(job) {
         return None;

@@ -286,7 +286,8 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
     let (recomputed_mm_t, elem_recompute) = if s.op_level_selective(job) {
         // PyTorch's op-level selective checkpointing reruns every other product (K, the
         // attention projection, and SwiGLU's up or GELU's down product) and all the
-        // element-wise work, and keeps the attention.
+        // element-wise work, and keeps the attention (the same products, by weights, give HFU
+        // in `pytorch_rerun_share`, lib.rs).
         let third = match model.ffn_act {
             trainplan_model::FfnActivation::Swiglu => {
                 let mut up = gemm(ffn_tokens, f / ffn_split, h, mm_rate, d0) * ffn_count;
