@@ -10,7 +10,7 @@ use crate::{IoError, Location};
 use std::collections::BTreeSet;
 use std::path::Path;
 use trainplan_model::Recompute;
-use trainplan_parallel::{Bottleneck, EpDispatcher, Strategy};
+use trainplan_parallel::{Bottleneck, EpDispatcher, Framework, Strategy};
 use trainplan_search::{compare, pareto_front, Objective, Plan, TopK};
 
 /// The columns of DESIGN.md, in order.
@@ -47,7 +47,7 @@ pub const COLUMNS: [&str; 28] = [
 
 /// Columns after the contract's: strategy flags, diagnostics, and how the file was ranked (so
 /// that `merge` ranks the same way).
-pub const EXTRA_COLUMNS: [&str; 11] = [
+pub const EXTRA_COLUMNS: [&str; 12] = [
     "sequence_parallel",
     "flash_attention",
     "hfu",
@@ -59,6 +59,7 @@ pub const EXTRA_COLUMNS: [&str; 11] = [
     "etp",
     "ep_comm_overlap",
     "ep_dispatcher",
+    "framework",
 ];
 
 /// Every column, in file order.
@@ -135,6 +136,7 @@ pub fn row(
         s.expert_tp().to_string(),
         s.ep_overlap.to_string(),
         s.ep_dispatcher.as_str().to_string(),
+        plan.framework.map_or("", Framework::as_str).to_string(),
     ]
 }
 
@@ -342,6 +344,18 @@ fn parse_rows(label: &str, bytes: &[u8]) -> Result<Vec<Row>, IoError> {
             gpu_hours: float(26)?,
             cost_usd,
             bottleneck,
+            framework: match cell(39) {
+                "" => None,
+                name => Some(Framework::from_name(name).ok_or_else(|| {
+                    field(
+                        39,
+                        format!(
+                            "expected {} or empty (trainplan's framework-neutral rules), found `{name}`",
+                            Framework::ALL.map(Framework::as_str).join(", ")
+                        ),
+                    )
+                })?),
+            },
         };
         if cell(1).is_empty() {
             return Err(field(1, "is empty; expected an accelerator id".into()));
@@ -572,7 +586,7 @@ mod tests {
         // A spreadsheet saved with CRLF line ends reads the same, and errors name the right line.
         let crlf = String::from_utf8(csv).unwrap().replace('\n', "\r\n");
         assert_eq!(parse("t.csv", crlf.as_bytes()).unwrap(), p);
-        let broken = crlf.replacen(",deepep\r\n", ",nccl\r\n", 1);
+        let broken = crlf.replacen(",deepep,", ",nccl,", 1);
         let line = 1 + broken[..broken.find(",nccl").unwrap()]
             .matches('\n')
             .count();
@@ -581,6 +595,28 @@ mod tests {
             e.contains(&format!("t.csv:{line}")) && e.contains("ep_dispatcher"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn framework_column_names_the_conventions_that_priced_each_plan() {
+        let p = sweep(Objective::Time, Shard::ALL, false);
+        // An unstated job: FSDP layouts are PyTorch's, the rest framework-neutral.
+        for x in &p.plans {
+            let fsdp = x.strategy.zero >= 3 || (x.strategy.zero == 2 && x.strategy.pp > 1);
+            assert_eq!(x.framework, fsdp.then_some(Framework::Pytorch), "{x:?}");
+        }
+        assert!(p.plans.iter().any(|x| x.framework.is_some()));
+        assert!(p.plans.iter().any(|x| x.framework.is_none()));
+        let text = String::from_utf8(to_csv(&p)).unwrap();
+        assert!(text.lines().next().unwrap().ends_with(",framework"));
+        assert!(text.lines().skip(1).any(|l| l.ends_with(",pytorch")));
+        assert!(text.lines().skip(1).any(|l| l.ends_with(',')));
+        // A name trainplan does not know is refused, naming the column and what is allowed.
+        let first = text.lines().nth(1).unwrap();
+        let spoiled = text.replacen(first, &format!("{first}jax"), 1);
+        let e = parse("f.csv", spoiled.as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("f.csv:2") && e.contains("framework"), "{e}");
+        assert!(e.contains("megatron, deepspeed, pytorch"), "{e}");
     }
 
     #[test]

@@ -140,6 +140,19 @@ pub struct RunRow {
     pub moe_dense_layers: Option<u32>,
     /// See `moe_dense_layers`.
     pub moe_dense_ffn: Option<u32>,
+    /// trainplan's optional columns: multi-head latent attention, in DeepSeek's config names
+    /// prefixed `mla_` (`mla_q_lora_rank`, empty for none, `mla_kv_lora_rank`,
+    /// `mla_qk_nope_head_dim`, `mla_qk_rope_head_dim`, `mla_v_head_dim`); all empty means plain
+    /// attention. `head_dim`, if stated, must be the query/key head (nope + rope).
+    pub mla_q_lora_rank: Option<u32>,
+    /// See `mla_q_lora_rank`.
+    pub mla_kv_lora_rank: Option<u32>,
+    /// See `mla_q_lora_rank`.
+    pub mla_qk_nope_head_dim: Option<u32>,
+    /// See `mla_q_lora_rank`.
+    pub mla_qk_rope_head_dim: Option<u32>,
+    /// See `mla_q_lora_rank`.
+    pub mla_v_head_dim: Option<u32>,
 }
 
 /// Reads a runs CSV.
@@ -392,6 +405,11 @@ pub fn parse_runs(path: &str, bytes: &[u8]) -> Result<Vec<RunRow>, IoError> {
             moe_shared_ffn: uint("moe_shared_ffn")?,
             moe_dense_layers: uint("moe_dense_layers")?,
             moe_dense_ffn: uint("moe_dense_ffn")?,
+            mla_q_lora_rank: uint("mla_q_lora_rank")?,
+            mla_kv_lora_rank: uint("mla_kv_lora_rank")?,
+            mla_qk_nope_head_dim: uint("mla_qk_nope_head_dim")?,
+            mla_qk_rope_head_dim: uint("mla_qk_rope_head_dim")?,
+            mla_v_head_dim: uint("mla_v_head_dim")?,
         });
     }
     if rows.is_empty() {
@@ -545,6 +563,28 @@ mod tests {
         let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
         let moe = rows[0].to_spec(&db, "runs.csv").unwrap().model.moe.unwrap();
         assert_eq!((moe.dense_layers, moe.dense_ffn), (1, 8192));
+        // Latent attention is five optional columns, in DeepSeek's config names.
+        let header = format!("{HEADER},mla_q_lora_rank,mla_kv_lora_rank,mla_qk_nope_head_dim,mla_qk_rope_head_dim,mla_v_head_dim,head_dim");
+        let row = "X-r1,X,M,24,2048,16,,8192,gelu,51200,2048,,,a100-80gb,8,16,2,2,4,,,,,,64,,1,bf16,4096,,,,false,high,";
+        let text = format!("{header}\n{row},,512,128,64,128,\n");
+        let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
+        let model = rows[0].to_spec(&db, "runs.csv").unwrap().model;
+        let mla = model.mla.unwrap();
+        assert_eq!((mla.q_lora_rank, mla.kv_lora_rank), (0, 512));
+        assert_eq!((mla.qk_rope_head_dim, mla.v_head_dim), (64, 128));
+        assert_eq!(model.head_dim, 192);
+        // A stated head_dim must be the query/key head; part of a description is skipped.
+        let text = format!("{header}\n{row},1536,512,128,64,128,128\n");
+        let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
+        let skip = rows[0].to_spec(&db, "runs.csv").unwrap_err();
+        assert!(skip.0.contains("head_dim = 128 contradicts"), "{}", skip.0);
+        let text = format!("{header}\n{row},1536,512,,64,,\n");
+        let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
+        let skip = rows[0].to_spec(&db, "runs.csv").unwrap_err();
+        assert_eq!(
+            skip.0,
+            "missing mla_qk_nope_head_dim, mla_v_head_dim (the row states part of a latent attention)"
+        );
         // Half an MoE description is skipped, not priced as a dense model.
         let text = format!("{HEADER}\nX-r1,X,M,24,2048,16,,8192,gelu,51200,2048,8,,a100-80gb,8,16,2,2,4,,,,,,64,,1,bf16,4096,,,,false,high,\n");
         let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
@@ -701,6 +741,40 @@ mod tests {
 pub struct Skip(pub String);
 
 impl RunRow {
+    /// The row's latent attention: none when every `mla_` cell is empty, a skip naming the
+    /// missing ones when only some are stated (half a description would price plain attention).
+    fn mla(&self) -> Result<Option<crate::preset_file::MlaFile>, Skip> {
+        let needed = [
+            ("mla_kv_lora_rank", self.mla_kv_lora_rank),
+            ("mla_qk_nope_head_dim", self.mla_qk_nope_head_dim),
+            ("mla_qk_rope_head_dim", self.mla_qk_rope_head_dim),
+            ("mla_v_head_dim", self.mla_v_head_dim),
+        ];
+        if self.mla_q_lora_rank.is_none() && needed.iter().all(|(_, v)| v.is_none()) {
+            return Ok(None);
+        }
+        let missing: Vec<&str> = needed
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(name, _)| *name)
+            .collect();
+        match needed.map(|(_, v)| v) {
+            [Some(kv_lora_rank), Some(qk_nope_head_dim), Some(qk_rope_head_dim), Some(v_head_dim)] => {
+                Ok(Some(crate::preset_file::MlaFile {
+                    q_lora_rank: self.mla_q_lora_rank,
+                    kv_lora_rank,
+                    qk_nope_head_dim,
+                    qk_rope_head_dim,
+                    v_head_dim,
+                }))
+            }
+            _ => Err(Skip(format!(
+                "missing {} (the row states part of a latent attention)",
+                missing.join(", ")
+            ))),
+        }
+    }
+
     /// Turns the row into a run to predict, or says why it cannot be modelled. What the row
     /// leaves empty but its other cells determine, or a convention fills in, is listed in the
     /// spec's `notes`, reported beside validate's choices.
@@ -754,10 +828,21 @@ impl RunRow {
             (None, Some(_)) => return Err(missing("moe_experts (moe_top_k is stated)")),
             (None, None) => None,
         };
-        let head_dim = match self.head_dim {
-            Some(d) => d,
-            None => Model::default_head_dim(hidden, n_heads)
-                .map_err(|e| Skip(format!("invalid architecture: {e}")))?,
+        let (mla, head_dim) = match self.mla()? {
+            Some(file) => {
+                let (mla, qk) = file
+                    .resolve(self.head_dim)
+                    .map_err(|e| Skip(format!("invalid architecture: {e}")))?;
+                (Some(mla), qk)
+            }
+            None => (
+                None,
+                match self.head_dim {
+                    Some(d) => d,
+                    None => Model::default_head_dim(hidden, n_heads)
+                        .map_err(|e| Skip(format!("invalid architecture: {e}")))?,
+                },
+            ),
         };
         let model = Model {
             id: self.name.clone(),
@@ -776,7 +861,7 @@ impl RunRow {
             linear_bias: ffn_act == FfnActivation::Gelu,
             dropout: false,
             moe,
-            mla: None,
+            mla,
         };
         model
             .validate()

@@ -1,7 +1,7 @@
 //! One ranked plan (a strategy with its predicted cost) and the orders plans are ranked in.
 
 use std::cmp::Ordering;
-use trainplan_parallel::{Bottleneck, Estimate, Job, Strategy};
+use trainplan_parallel::{Bottleneck, Estimate, Framework, Job, Strategy};
 
 /// Seconds in a day.
 const DAY_S: f64 = 86_400.0;
@@ -88,6 +88,9 @@ pub struct Plan {
     pub cost_usd: Option<f64>,
     /// What limits the plan most.
     pub bottleneck: Bottleneck,
+    /// The framework whose conventions priced it: the job's, or the one its layout implies
+    /// (PyTorch for FSDP); `None` for trainplan's framework-neutral rules.
+    pub framework: Option<Framework>,
 }
 
 impl Plan {
@@ -126,6 +129,7 @@ impl Plan {
             gpu_hours: round(gpu_hours, 1e3),
             cost_usd: price_usd_per_gpu_hour.map(|p| round(p * gpu_hours, 1e2)),
             bottleneck: e.bottleneck,
+            framework: strategy.framework(job),
         }
     }
 
