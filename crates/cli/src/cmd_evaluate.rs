@@ -680,13 +680,18 @@ pub(crate) fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate
     };
     let _ = writeln!(
         o,
-        "- data-parallel communication {:.3} s exposed ({:.0}%): {what} over {} ranks ({} tier, {:.0} GB/s) takes {:.3} s per step, the rest hidden behind compute.",
+        "- data-parallel communication {:.3} s exposed ({:.0}%): {what} over {} ranks ({} tier, {:.0} GB/s) takes {:.3} s per step, {}.",
         t.dp_comm.get(),
         share(t.dp_comm.get()),
         s.dp * s.cp,
         dp_tier.as_str(),
         dp_bw.gbps(),
         t.dp_traffic.get(),
+        if s.dp_comm_overlaps(job) {
+            "the rest hidden behind compute"
+        } else {
+            "none of it hidden: DeepSpeed below ZeRO-3 reduces on the compute stream (overlap_comm off by default) and, under a pipeline, after the last backward"
+        },
     );
     let chunk = s.max_layers_per_chunk(m);
     let bubble_line = if s.pp == 1 {

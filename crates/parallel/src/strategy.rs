@@ -526,6 +526,16 @@ impl Strategy {
             && self.effective_recompute() == Recompute::Full
     }
 
+    /// Whether data-parallel reductions hide behind backward compute. DeepSpeed below ZeRO-3
+    /// reduces on the compute stream: `overlap_comm` is off by default (DeepSpeed
+    /// `docs/_pages/config-json.md`, zero_optimization; on by default for stage 3), and its
+    /// pipeline engine reduces once every micro-batch's backward is done (`runtime/pipe/
+    /// schedule.py`, TrainSchedule: ReduceGrads, then OptimizerStep).
+    #[inline]
+    pub fn dp_comm_overlaps(&self, job: &Job) -> bool {
+        !(self.zero <= 2 && self.framework(job) == Some(Framework::Deepspeed))
+    }
+
     /// ZeRO-2 under a pipeline is FSDP with parameters kept gathered between forward and
     /// backward (torchtitan's FSDP2 + PP): DeepSpeed refuses ZeRO-2 with its pipeline and
     /// Megatron has no ZeRO-2. PyTorch's pipeline schedules then reduce gradients once per step.

@@ -709,6 +709,13 @@ pub(crate) fn step_time(
         }
     };
 
+    // Unless the framework overlaps them (DeepSpeed below ZeRO-3 does not), none hides.
+    let dp_t = if s.dp_comm_overlaps(job) {
+        dp_t
+    } else {
+        dp_traffic
+    };
+
     // Each rank updates its ZeRO shard: dense weights over dp × cp, experts over the expert
     // data-parallel group.
     let (dense_shard, expert_shard) = if s.zero >= 1 {
@@ -901,6 +908,43 @@ mod tests {
         );
         assert!(b.step.get() < a.step.get());
         assert_eq!(a.compute, b.compute);
+    }
+
+    #[test]
+    fn deepspeed_reductions_hide_behind_nothing() {
+        use crate::Framework::{Deepspeed, Megatron};
+        // GPT-3 175B at tp 8 pp 8, dp 16 over the NICs, ZeRO-1.
+        let (model, cluster, job0) = (gpt3(), a100(1024), job(1536));
+        let s = crate::Strategy {
+            zero: 1,
+            ..strategy(16, 8, 8)
+        };
+        let time = |framework| {
+            let job = crate::Job { framework, ..job0 };
+            evaluate(&model, &cluster, &job, &s).unwrap().time
+        };
+        let (ds, mg) = (time(Some(Deepspeed)), time(Some(Megatron)));
+        // The same traffic; DeepSpeed shows all of it, Megatron hides what the last
+        // micro-batch's backward covers.
+        assert_eq!(ds.dp_traffic, mg.dp_traffic);
+        assert!(ds.dp_traffic.get() > 0.0);
+        assert_eq!(ds.dp_comm, ds.dp_traffic);
+        assert!(mg.dp_comm.get() < 0.9 * mg.dp_traffic.get(), "{mg:?}");
+        assert_eq!(ds.compute, mg.compute);
+        assert!(ds.step > mg.step);
+        // DeepSpeed's ZeRO-3 overlaps by default (`overlap_comm` on for stage 3).
+        let z3 = crate::Strategy {
+            zero: 3,
+            pp: 1,
+            dp: 128,
+            ..s
+        };
+        let z3_time = |framework| {
+            let job = crate::Job { framework, ..job0 };
+            evaluate(&model, &cluster, &job, &z3).unwrap().time
+        };
+        let ds3 = z3_time(Some(Deepspeed));
+        assert!(ds3.dp_comm.get() < ds3.dp_traffic.get(), "{ds3:?}");
     }
 
     #[test]
