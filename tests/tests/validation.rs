@@ -83,17 +83,19 @@ fn public_runs_stay_within_the_calibrated_error() {
         "throughput compared on {} rows",
         f.tokens.n
     );
-    // Target: median at most 10% (6.0% today: the shape constant is chosen for held-out accuracy,
+    // Target: median at most 10% (4.6% today: the shape constant is chosen for held-out accuracy,
     // not in-sample; see hardware-db/calibration/README.md).
     assert!(
-        f.tokens.median <= 0.07,
+        f.tokens.median <= 0.05,
         "median throughput error {:.3}",
         f.tokens.median
     );
-    // Target: worst at most 35%; today's worst row (83.5%) is torchtitan's fp8 rowwise recipe on
-    // vanilla TP (no runs CSV column says either, and validate assumes overlap on H100).
+    // Target: worst at most 35%; today's worst rows are torchtitan's: S6-r268 (67.8%), the 1F1B
+    // row of a table whose vpp cell is empty, so validate interleaves it, and S6-r284 (61.6%),
+    // the fp8 rowwise twin of S6-r282 (no runs column says rowwise). The Huber loss of the fit
+    // no longer lets them drag the fp8 factor down (see hardware-db/calibration/README.md).
     assert!(
-        f.tokens.worst <= 0.86,
+        f.tokens.worst <= 0.70,
         "worst throughput error {:.3}",
         f.tokens.worst
     );

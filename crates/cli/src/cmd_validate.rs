@@ -24,7 +24,7 @@ pub struct Args {
     /// Write the per-run output to FILE (atomically) instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Refit the efficiency factors on these runs (Levenberg-Marquardt) and print them.
+    /// Refit the efficiency factors on these runs (Levenberg-Marquardt on a Huber loss) and print them.
     #[arg(long, conflicts_with = "cross_validate")]
     pub fit: bool,
     /// With --fit: also write every accelerator file the fitted factors apply to into
@@ -617,8 +617,8 @@ fn fit(
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "# fitted on {path}: rms ln(pred/meas) {:.4} -> {:.4} after {} iterations",
-        result.rms_before, result.rms_after, result.iterations
+        "# fitted on {path}: rms ln(pred/meas) {:.4} -> {:.4} after {} iterations (Huber loss, linear past |ln| {})",
+        result.rms_before, result.rms_after, result.iterations, calibrate::HUBER_DELTA
     );
     for p in &result.params {
         let _ = writeln!(
@@ -652,7 +652,7 @@ fn write_fitted(
                 field: p.field.as_str(),
                 value: p.value,
                 note: format!(
-                    "Fitted (trainplan validate --fit, Levenberg-Marquardt) on {} runs of {runs} on {}; {}.",
+                    "Fitted (trainplan validate --fit, Levenberg-Marquardt, Huber loss) on {} runs of {runs} on {}; {}.",
                     p.n_runs,
                     p.accelerators.join(", "),
                     if p.is_shared() {

@@ -1,4 +1,4 @@
-//! Fitting the efficiency factors on measured runs (nalgebra least squares).
+//! Fitting the efficiency factors on measured runs (nalgebra least squares on a Huber loss).
 //!
 //! The factors are few and physical: per accelerator silicon, the fraction of the dense peak that
 //! training matrix products reach (bf16/fp16 and fp8) and that fused attention reaches; and one
@@ -7,13 +7,22 @@
 //! which makes runs from unseen sources worse (leave-one-source-out median 15.3% against 12.6% at
 //! 200, the value chosen by that cross-validation; `hardware-db/calibration/README.md`). Accelerators
 //! with the same dense peaks share silicon (A100 40GB and 80GB; H100, H200 and H800) and share
-//! factors. Residuals are `ln(predicted / measured)` tokens/s per GPU; a Levenberg-Marquardt loop
-//! (Marquardt 1963) with forward-difference Jacobians solves each step's normal equations.
+//! factors. Residuals are `ln(predicted / measured)` tokens/s per GPU, weighed by Huber's loss
+//! (Huber 1964) so that the few runs whose configuration the columns cannot state do not drag a
+//! shared factor; a Levenberg-Marquardt loop (Marquardt 1963) with forward-difference Jacobians
+//! solves each step's normal equations.
 
 use crate::validate::{predict, RunSpec};
 use nalgebra::{DMatrix, DVector};
 use rayon::prelude::*;
 use trainplan_hardware::Efficiency;
+
+/// Where Huber's loss turns from squared to linear, in `ln(predicted / measured)`: his 1.345 (95%
+/// efficiency under normal errors; Huber 1981, "Robust Statistics", section 7.7) times the
+/// errors' robust scale at the least-squares fit, 1.4826 × median |ln(pred/meas)| = 1.4826 ×
+/// 0.058 on runs-public.csv, so 0.116, rounded. 0.08 to 0.15 move the fitted factors by under
+/// 0.02 (see hardware-db/calibration/README.md).
+pub const HUBER_DELTA: f64 = 0.12;
 
 /// Which efficiency field a parameter sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,9 +96,9 @@ pub struct Param {
 pub struct Fit {
     /// Fitted parameters.
     pub params: Vec<Param>,
-    /// Root-mean-square of `ln(pred/meas)` before.
+    /// Root-mean-square of `ln(pred/meas)` before (plain, not Huber-weighed).
     pub rms_before: f64,
-    /// Root-mean-square after.
+    /// Root-mean-square after (plain, not Huber-weighed).
     pub rms_after: f64,
     /// Iterations run.
     pub iterations: usize,
@@ -222,6 +231,21 @@ fn residual(o: &Observation) -> Option<f64> {
     }
 }
 
+/// Residuals rescaled so that their sum of squares is twice Huber's loss: unchanged within
+/// [`HUBER_DELTA`], growing as the square root of their size past it (the loss grows linearly).
+fn huber(r: &[f64]) -> Vec<f64> {
+    let d = HUBER_DELTA;
+    r.iter()
+        .map(|&x| {
+            if x.abs() <= d {
+                x
+            } else {
+                x.signum() * (2.0 * d * x.abs() - d * d).sqrt()
+            }
+        })
+        .collect()
+}
+
 fn rms(r: &[f64]) -> f64 {
     if r.is_empty() {
         return 0.0;
@@ -229,16 +253,18 @@ fn rms(r: &[f64]) -> f64 {
     (r.iter().map(|x| x * x).sum::<f64>() / r.len() as f64).sqrt()
 }
 
-/// Fits `params` (starting values taken from the observations) by Levenberg-Marquardt.
+/// Fits `params` (starting values taken from the observations) by Levenberg-Marquardt on the
+/// Huber-weighed residuals.
 pub fn fit(mut obs: Vec<Observation>, mut params: Vec<Param>, max_iterations: usize) -> Fit {
     // Runs the cost model cannot price inform nothing, and would dilute the rms with zeros.
     obs.retain(|o| residual(o).is_some());
     let n = params.len();
     let mut x: Vec<f64> = params.iter().map(|p| p.value).collect();
     apply(&mut obs, &params, &x);
-    let mut r = residuals(&obs);
-    let rms_before = rms(&r);
-    let mut cost = rms_before;
+    let mut plain = residuals(&obs);
+    let rms_before = rms(&plain);
+    let mut r = huber(&plain);
+    let mut cost = rms(&r);
     let mut lambda: f64 = 1e-2;
     let mut iterations = 0;
     for _ in 0..max_iterations {
@@ -249,7 +275,7 @@ pub fn fit(mut obs: Vec<Observation>, mut params: Vec<Param>, max_iterations: us
             let mut xp = x.clone();
             xp[j] += step;
             apply(&mut obs, &params, &xp);
-            let rp = residuals(&obs);
+            let rp = huber(&residuals(&obs));
             for i in 0..r.len() {
                 jac[(i, j)] = (rp[i] - r[i]) / step;
             }
@@ -274,11 +300,13 @@ pub fn fit(mut obs: Vec<Observation>, mut params: Vec<Param>, max_iterations: us
                 })
                 .collect();
             apply(&mut obs, &params, &xn);
-            let rn = residuals(&obs);
+            let pn = residuals(&obs);
+            let rn = huber(&pn);
             let cn = rms(&rn);
             if cn < cost {
                 x = xn;
                 r = rn;
+                plain = pn;
                 cost = cn;
                 lambda = (lambda / 3.0).max(1e-6);
                 improved = true;
@@ -297,7 +325,7 @@ pub fn fit(mut obs: Vec<Observation>, mut params: Vec<Param>, max_iterations: us
     Fit {
         params,
         rms_before,
-        rms_after: cost,
+        rms_after: rms(&plain),
         iterations,
     }
 }
@@ -348,4 +376,28 @@ pub fn cross_validate(obs: &[Observation], max_iterations: usize) -> Vec<Fold> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{huber, HUBER_DELTA};
+
+    #[test]
+    fn huber_residuals_square_to_twice_the_loss() {
+        let d = HUBER_DELTA;
+        for x in [-1.0, -0.3, -d, -0.05, 0.0, 0.05, d, 0.3, 1.0] {
+            let r = huber(&[x])[0];
+            // Huber 1964: x²/2 within δ, δ(|x| - δ/2) past it.
+            let loss = if x.abs() <= d {
+                x * x / 2.0
+            } else {
+                d * (x.abs() - d / 2.0)
+            };
+            assert!((r * r - 2.0 * loss).abs() < 1e-12, "{x}: {r}");
+            assert!(r * x >= 0.0, "{x}: {r} changed sign");
+        }
+        // Continuous at δ, and an outlier counts for less than its square.
+        assert!((huber(&[d + 1e-9])[0] - d).abs() < 1e-8);
+        assert!(huber(&[1.0])[0] < 0.5);
+    }
 }
