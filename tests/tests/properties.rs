@@ -116,6 +116,12 @@ fn arb_model() -> impl Strategy<Value = Model> {
                         // Some models lead with a dense layer, DeepSeek-style.
                         dense_layers: u32::from(experts % 3 == 0 && n_layers > 1),
                         dense_ffn: 4 * hidden.min(4096),
+                        // Some interleave dense and MoE layers, Llama 4-style.
+                        layer_freq: if experts % 4 == 1 && n_layers > 2 {
+                            2
+                        } else {
+                            1
+                        },
                     }),
                     mla: None,
                 }

@@ -380,6 +380,20 @@ fn gib(b: Bytes) -> String {
 }
 
 /// How gradients are held, in words, matching `trainplan_parallel`'s memory model.
+/// Where an MoE model's dense layers stand, for the model line: `total` of its `n_layers` are
+/// dense, the first `leading` and then all but one in `freq`; empty when none is.
+fn dense_layers_phrase(n_layers: u32, total: u32, leading: u32, freq: u32, ffn: u32) -> String {
+    if total == 0 {
+        return String::new();
+    }
+    let place = match (leading, freq) {
+        (k, 1) => format!("the first {k}"),
+        (0, f) => format!("all but one in {f}"),
+        (k, f) => format!("the first {k}, then all but one in {f}"),
+    };
+    format!("; {total} of the {n_layers} layers are dense ({place}, FFN {ffn})")
+}
+
 fn gradient_layout(job: &Job, s: &Strategy) -> String {
     let shard = s.dp * s.cp;
     match s.zero {
@@ -443,13 +457,22 @@ pub(crate) fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate
         m.ffn,
         m.ffn_act.as_str(),
         match m.moe {
-            Some(moe) if moe.shared_ffn > 0 => format!(
-                " per expert, {} experts with {} routed per token beside a {}-wide shared expert",
-                moe.experts, moe.top_k, moe.shared_ffn
-            ),
             Some(moe) => format!(
-                " per expert, {} experts with {} routed per token",
-                moe.experts, moe.top_k
+                " per expert, {} experts with {} routed per token{}{}",
+                moe.experts,
+                moe.top_k,
+                if moe.shared_ffn > 0 {
+                    format!(" beside a {}-wide shared expert", moe.shared_ffn)
+                } else {
+                    String::new()
+                },
+                dense_layers_phrase(
+                    m.n_layers,
+                    m.dense_layers_total(),
+                    moe.dense_layers,
+                    moe.layer_freq,
+                    moe.dense_ffn
+                )
             ),
             None => String::new(),
         },

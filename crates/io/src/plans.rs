@@ -548,6 +548,7 @@ mod tests {
             shared_ffn: 0,
             dense_layers: 0,
             dense_ffn: 0,
+            layer_freq: 1,
         });
         let mut spec = SpaceSpec::new(vec![a100_80gb(Some(2.0))], vec![64], vec![256]);
         spec.ep_comm_overlap = true;

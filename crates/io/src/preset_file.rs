@@ -59,8 +59,10 @@ struct MoeFile {
     shared_ffn: Option<u32>,
     /// Leading dense layers (default: none).
     dense_layers: Option<u32>,
-    /// FFN width of the dense leading layers.
+    /// FFN width of the dense layers, leading or interleaved.
     dense_ffn: Option<u32>,
+    /// Past the dense leading layers, every how many layers one is MoE (default 1: all).
+    layer_freq: Option<u32>,
 }
 
 /// The optional `[mla]` table of a preset (`[model.mla]` in a scenario): multi-head latent
@@ -158,6 +160,7 @@ pub(crate) fn parse_model(path: &str, text: &str) -> Result<ModelPreset, IoError
             shared_ffn: m.shared_ffn.unwrap_or(0),
             dense_layers: m.dense_layers.unwrap_or(0),
             dense_ffn: m.dense_ffn.unwrap_or(0),
+            layer_freq: m.layer_freq.unwrap_or(1),
         }),
         mla,
     };
@@ -172,6 +175,7 @@ pub(crate) fn parse_model(path: &str, text: &str) -> Result<ModelPreset, IoError
             ModelError::KvHeads { .. } | ModelError::MlaKvHeads { .. } => ("", "n_kv_heads"),
             ModelError::Moe { .. } => ("moe", "top_k"),
             ModelError::DenseLayers { .. } => ("moe", "dense_layers"),
+            ModelError::LayerFreq { .. } => ("moe", "layer_freq"),
             _ => ("", "id"),
         };
         return Err(c.error(section, key, e.to_string()));

@@ -138,8 +138,11 @@ pub struct RunRow {
     /// trainplan's optional columns: an MoE model's dense leading layers and their FFN width
     /// (DeepSeek's `first_k_dense_replace`, `intermediate_size`); empty means none.
     pub moe_dense_layers: Option<u32>,
-    /// See `moe_dense_layers`.
+    /// See `moe_dense_layers`; also the width of interleaved dense layers.
     pub moe_dense_ffn: Option<u32>,
+    /// trainplan's optional column: past the dense leading layers, every how many layers one is
+    /// MoE (Llama 4's `interleave_moe_layer_step`); empty means 1, every layer.
+    pub moe_layer_freq: Option<u32>,
     /// trainplan's optional columns: multi-head latent attention, in DeepSeek's config names
     /// prefixed `mla_` (`mla_q_lora_rank`, empty for none, `mla_kv_lora_rank`,
     /// `mla_qk_nope_head_dim`, `mla_qk_rope_head_dim`, `mla_v_head_dim`); all empty means plain
@@ -405,6 +408,7 @@ pub fn parse_runs(path: &str, bytes: &[u8]) -> Result<Vec<RunRow>, IoError> {
             moe_shared_ffn: uint("moe_shared_ffn")?,
             moe_dense_layers: uint("moe_dense_layers")?,
             moe_dense_ffn: uint("moe_dense_ffn")?,
+            moe_layer_freq: uint("moe_layer_freq")?,
             mla_q_lora_rank: uint("mla_q_lora_rank")?,
             mla_kv_lora_rank: uint("mla_kv_lora_rank")?,
             mla_qk_nope_head_dim: uint("mla_qk_nope_head_dim")?,
@@ -563,6 +567,21 @@ mod tests {
         let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
         let moe = rows[0].to_spec(&db, "runs.csv").unwrap().model.moe.unwrap();
         assert_eq!((moe.dense_layers, moe.dense_ffn), (1, 8192));
+        assert_eq!(moe.layer_freq, 1);
+        // So is an interleaved pattern; without a dense width the row is skipped.
+        let header = format!("{HEADER},moe_dense_ffn,moe_layer_freq");
+        let row = "X-r1,X,M,24,2048,16,,8192,gelu,51200,2048,8,2,a100-80gb,8,16,2,2,4,,,,,,64,,1,bf16,4096,,,,false,high,";
+        let text = format!("{header}\n{row},8192,2\n");
+        let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
+        let model = rows[0].to_spec(&db, "runs.csv").unwrap().model;
+        assert_eq!(
+            (model.moe.unwrap().layer_freq, model.dense_layers_total()),
+            (2, 12)
+        );
+        let text = format!("{header}\n{row},,2\n");
+        let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
+        let skip = rows[0].to_spec(&db, "runs.csv").unwrap_err();
+        assert!(skip.0.contains("moe_dense_ffn"), "{}", skip.0);
         // Latent attention is five optional columns, in DeepSeek's config names.
         let header = format!("{HEADER},mla_q_lora_rank,mla_kv_lora_rank,mla_qk_nope_head_dim,mla_qk_rope_head_dim,mla_v_head_dim,head_dim");
         let row = "X-r1,X,M,24,2048,16,,8192,gelu,51200,2048,,,a100-80gb,8,16,2,2,4,,,,,,64,,1,bf16,4096,,,,false,high,";
@@ -822,6 +841,7 @@ impl RunRow {
                 shared_ffn: self.moe_shared_ffn.unwrap_or(0),
                 dense_layers: self.moe_dense_layers.unwrap_or(0),
                 dense_ffn: self.moe_dense_ffn.unwrap_or(0),
+                layer_freq: self.moe_layer_freq.unwrap_or(1),
             }),
             // Half an MoE description would silently price a dense model.
             (Some(_), None) => return Err(missing("moe_top_k (moe_experts is stated)")),

@@ -94,8 +94,10 @@ pub struct ModelSection {
     pub moe_shared_ffn: Option<u32>,
     /// Leading dense layers of an MoE model (default: none).
     pub moe_dense_layers: Option<u32>,
-    /// FFN width of the dense leading layers (required with `moe_dense_layers`).
+    /// FFN width of the dense layers (required with `moe_dense_layers` or `moe_layer_freq`).
     pub moe_dense_ffn: Option<u32>,
+    /// Past the dense leading layers, every how many layers one is MoE (default 1: all).
+    pub moe_layer_freq: Option<u32>,
     /// `[model.mla]`: multi-head latent attention (DeepSeek-V2/V3), in DeepSeek's config names.
     pub mla: Option<crate::preset_file::MlaFile>,
 }
@@ -593,6 +595,7 @@ fn build_model(
             ("moe_shared_ffn", m.moe_shared_ffn.is_some()),
             ("moe_dense_layers", m.moe_dense_layers.is_some()),
             ("moe_dense_ffn", m.moe_dense_ffn.is_some()),
+            ("moe_layer_freq", m.moe_layer_freq.is_some()),
             ("mla", m.mla.is_some()),
         ];
         if let Some((key, _)) = given.iter().find(|(_, set)| *set) {
@@ -631,6 +634,7 @@ fn build_model(
             shared_ffn: m.moe_shared_ffn.unwrap_or(0),
             dense_layers: m.moe_dense_layers.unwrap_or(0),
             dense_ffn: m.moe_dense_ffn.unwrap_or(0),
+            layer_freq: m.moe_layer_freq.unwrap_or(1),
         }),
         (Some(_), None) => {
             return Err(field_err(
@@ -649,15 +653,21 @@ fn build_model(
         for (key, set) in [
             ("moe_dense_layers", m.moe_dense_layers.is_some()),
             ("moe_dense_ffn", m.moe_dense_ffn.is_some()),
+            ("moe_layer_freq", m.moe_layer_freq.is_some()),
         ] {
             if set {
                 return Err(field_err(
                     key,
-                    "needs moe_experts and moe_top_k (dense leading layers precede MoE ones)"
-                        .into(),
+                    "needs moe_experts and moe_top_k (dense layers stand among MoE ones)".into(),
                 ));
             }
         }
+    }
+    if m.moe_layer_freq.unwrap_or(1) > 1 && m.moe_dense_ffn.is_none() {
+        return Err(field_err(
+            "moe_dense_ffn",
+            "is required with moe_layer_freq above 1: the FFN width of the dense layers between the MoE ones (Llama 4's intermediate_size_mlp)".into(),
+        ));
     }
     if m.moe_dense_layers.unwrap_or(0) > 0 && m.moe_dense_ffn.is_none() {
         return Err(field_err(
@@ -729,6 +739,7 @@ fn build_model(
             | trainplan_model::ModelError::MlaKvHeads { .. } => "n_kv_heads",
             trainplan_model::ModelError::Moe { .. } => "moe_top_k",
             trainplan_model::ModelError::DenseLayers { .. } => "moe_dense_layers",
+            trainplan_model::ModelError::LayerFreq { .. } => "moe_layer_freq",
             _ => "n_heads",
         };
         field_err(key, e.to_string())

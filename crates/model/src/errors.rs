@@ -46,6 +46,14 @@ pub enum ModelError {
         /// Layers.
         n_layers: u32,
     },
+    /// An MoE layer frequency that leaves no MoE layer.
+    #[error("moe_layer_freq = {layer_freq} leaves no MoE layer among the {moe_candidates} layers past the dense leading ones: every layer_freq-th of them is MoE, so it must be at most {moe_candidates}")]
+    LayerFreq {
+        /// Every how many layers one is MoE.
+        layer_freq: u32,
+        /// Layers past the dense leading ones.
+        moe_candidates: u32,
+    },
     /// Inconsistent MoE settings.
     #[error("moe top_k = {top_k} must be between 1 and the number of experts ({experts})")]
     Moe {

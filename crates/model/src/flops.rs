@@ -63,8 +63,9 @@ impl Model {
             }
             None => self.ffn_params_one(),
         };
-        // Dense leading layers run their own FFN (DeepSeek's first_k_dense_replace).
-        let k = f64::from(self.dense_layers());
+        // Dense layers, leading or interleaved, run their own FFN (DeepSeek's
+        // first_k_dense_replace, Llama 4's interleave_moe_layer_step).
+        let k = f64::from(self.dense_layers_total());
         let dense_ffn = self.moe.map_or(0.0, |m| {
             self.ffn_act.n_matrices() as f64 * h * f64::from(m.dense_ffn)
         });

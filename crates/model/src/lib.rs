@@ -74,8 +74,33 @@ pub struct Moe {
     /// Leading layers that are dense, not MoE (DeepSeek's `first_k_dense_replace`: 3 in
     /// DeepSeek-V3, 1 in DeepSeek-V2-Lite and Kimi K2); 0 when every layer is MoE.
     pub dense_layers: u32,
-    /// FFN width of the dense leading layers (DeepSeek's `intermediate_size`); unused without them.
+    /// FFN width of the dense layers, leading or interleaved (DeepSeek's `intermediate_size`,
+    /// Llama 4's `intermediate_size_mlp`); unused without them.
     pub dense_ffn: u32,
+    /// Past the dense leading layers, every `layer_freq`-th layer is MoE and the others dense:
+    /// layer j of them is MoE when (j + 1) is a multiple of it (Llama 4's
+    /// `interleave_moe_layer_step`, 2 in Maverick: layers 1, 3, 5, ...; Megatron-Core's
+    /// `--moe-layer-freq`). 1 when every such layer is MoE.
+    pub layer_freq: u32,
+}
+
+impl Moe {
+    /// Whether some layers are dense (leading or interleaved).
+    #[inline]
+    pub fn has_dense_layers(&self) -> bool {
+        self.dense_layers > 0 || self.layer_freq > 1
+    }
+
+    /// Dense layers among the `count` layers from layer `start` on (0-based) of an `n_layers`
+    /// model: the leading ones there, then all but every `layer_freq`-th of the rest.
+    #[inline]
+    pub fn dense_in(&self, start: u32, count: u32) -> u32 {
+        let (k, f) = (self.dense_layers, self.layer_freq.max(1));
+        let end = start.saturating_add(count);
+        // Past the leading ones, the MoE layers j (counted from there) with (j + 1) % f == 0.
+        let (a, b) = (start.max(k) - k, end.max(k) - k);
+        count - (b / f - a / f)
+    }
 }
 
 /// Multi-head latent attention (DeepSeek-AI 2024, "DeepSeek-V2", section 2.1): each layer
@@ -224,7 +249,18 @@ impl Model {
                     n_layers: self.n_layers,
                 });
             }
-            if moe.dense_layers > 0 && moe.dense_ffn == 0 {
+            if moe.layer_freq == 0 {
+                return Err(ModelError::Zero {
+                    field: "moe_layer_freq",
+                });
+            }
+            if (self.n_layers - moe.dense_layers) / moe.layer_freq == 0 {
+                return Err(ModelError::LayerFreq {
+                    layer_freq: moe.layer_freq,
+                    moe_candidates: self.n_layers - moe.dense_layers,
+                });
+            }
+            if moe.has_dense_layers() && moe.dense_ffn == 0 {
                 return Err(ModelError::Zero {
                     field: "moe_dense_ffn",
                 });
@@ -348,11 +384,24 @@ impl Model {
         self.moe.map_or(0, |m| m.dense_layers)
     }
 
-    /// The model of an MoE model's dense leading layers, for pricing them: the same attention
-    /// with a dense FFN of `dense_ffn`; `None` without such layers. It has no id, so building it
+    /// Dense layers of an MoE model among the `count` layers from layer `start` on, leading and
+    /// interleaved (0 for dense models and all-MoE ones).
+    #[inline]
+    pub fn dense_layers_in(&self, start: u32, count: u32) -> u32 {
+        self.moe.map_or(0, |m| m.dense_in(start, count))
+    }
+
+    /// Every dense layer of an MoE model, leading and interleaved.
+    #[inline]
+    pub fn dense_layers_total(&self) -> u32 {
+        self.dense_layers_in(0, self.n_layers)
+    }
+
+    /// The model of an MoE model's dense layers (leading or interleaved), for pricing them: the
+    /// same attention with a dense FFN of `dense_ffn`; `None` without such layers. It has no id, so building it
     /// allocates nothing (the cost model calls it per estimate).
     pub fn dense_twin(&self) -> Option<Model> {
-        let moe = self.moe.filter(|m| m.dense_layers > 0)?;
+        let moe = self.moe.filter(Moe::has_dense_layers)?;
         Some(Model {
             id: String::new(),
             n_layers: self.n_layers,
@@ -443,14 +492,18 @@ impl Model {
         };
         let per_layer = attention + ffn_all + 2.0 * norm;
         let per_layer_active = attention + ffn_active + 2.0 * norm;
-        // The dense leading layers of an MoE model (DeepSeek's first_k_dense_replace).
-        let (k, dense_layer) = match self.moe.filter(|m| m.dense_layers > 0) {
+        // The dense layers of an MoE model, leading (DeepSeek's first_k_dense_replace) or
+        // interleaved (Llama 4's interleave_moe_layer_step).
+        let (k, dense_layer) = match self.moe.filter(Moe::has_dense_layers) {
             Some(m) => {
                 let mut ffn = self.ffn_act.n_matrices() as f64 * h * f64::from(m.dense_ffn);
                 if self.linear_bias {
                     ffn += self.ffn_bias_params(m.dense_ffn);
                 }
-                (f64::from(m.dense_layers), attention + ffn + 2.0 * norm)
+                (
+                    f64::from(self.dense_layers_total()),
+                    attention + ffn + 2.0 * norm,
+                )
             }
             None => (0.0, 0.0),
         };
@@ -545,6 +598,7 @@ pub mod testing {
                 shared_ffn: 2048,
                 dense_layers: 0,
                 dense_ffn: 0,
+                layer_freq: 1,
             }),
             mla: Some(super::Mla {
                 q_lora_rank: 1536,
@@ -563,9 +617,41 @@ pub mod testing {
         m.moe = m.moe.map(|moe| super::Moe {
             dense_layers: 3,
             dense_ffn: 18432,
+            layer_freq: 1,
             ..moe
         });
         m
+    }
+
+    /// Llama 4 Maverick (Meta 2025, its released config.json): 48 layers, every second one MoE
+    /// (`interleave_moe_layer_step` 2) with 128 routed experts of 8192, 1 per token, and a
+    /// shared one; the others dense with an FFN of 16384. 400.7B parameters (400B published).
+    pub fn llama4_maverick() -> Model {
+        Model {
+            id: "llama4-maverick".into(),
+            n_layers: 48,
+            hidden: 5120,
+            n_heads: 40,
+            n_kv_heads: 8,
+            head_dim: 128,
+            ffn: 8192,
+            vocab: 202048,
+            max_seq_len: 8192,
+            ffn_act: FfnActivation::Swiglu,
+            tied_embeddings: false,
+            positions: Positions::Rotary,
+            linear_bias: false,
+            dropout: false,
+            moe: Some(super::Moe {
+                experts: 128,
+                top_k: 1,
+                shared_ffn: 8192,
+                dense_layers: 0,
+                dense_ffn: 16384,
+                layer_freq: 2,
+            }),
+            mla: None,
+        }
     }
 
     /// Qwen3-30B-A3B (Qwen Team 2025, Qwen3 Technical Report, Table 2): 48 MoE layers of 128
@@ -587,6 +673,7 @@ pub mod testing {
                 shared_ffn: 0,
                 dense_layers: 0,
                 dense_ffn: 0,
+                layer_freq: 1,
             }),
             mla: None,
             ..llama3_70b()
@@ -623,6 +710,92 @@ mod tests {
 
     fn within(actual: f64, expected: f64, rel: f64) -> bool {
         ((actual - expected) / expected).abs() <= rel
+    }
+
+    #[test]
+    fn interleaved_dense_layers_are_counted_where_they_stand() {
+        let m = testing::llama4_maverick();
+        assert_eq!(m.validate(), Ok(()));
+        let moe = m.moe.unwrap();
+        // Layers 1, 3, 5, ... are MoE (Hugging Face's Llama 4: range(step - 1, n, step)).
+        assert_eq!(m.dense_layers_total(), 24);
+        assert_eq!((moe.dense_in(0, 1), moe.dense_in(1, 1)), (1, 0));
+        assert_eq!((moe.dense_in(0, 12), moe.dense_in(36, 12)), (6, 6));
+        assert_eq!(moe.dense_in(3, 4), 2);
+        // Leading dense layers first, then the pattern counted from the first layer after them.
+        let both = Moe {
+            dense_layers: 3,
+            layer_freq: 3,
+            ..moe
+        };
+        // Layers 0-2 dense; then 3, 4 dense, 5 MoE, 6, 7 dense, 8 MoE, ...
+        assert_eq!(both.dense_in(0, 6), 5);
+        assert_eq!(both.dense_in(5, 1), 0);
+        assert_eq!(both.dense_in(0, 9), 7);
+        let every = Moe {
+            layer_freq: 1,
+            ..both
+        };
+        assert_eq!((every.dense_in(0, 9), every.dense_in(2, 9)), (3, 1));
+        // 24 MoE layers of 128 + 1 experts and 24 dense ones: 400.7B (400B published), 17.2B
+        // active (17B published).
+        let p = m.params();
+        let attention = m.attention_params() + 2.0 * 5120.0;
+        assert_eq!(p.dense_layer, attention + 3.0 * 5120.0 * 16384.0);
+        assert_eq!(p.layers, 24.0 * p.per_layer + 24.0 * p.dense_layer);
+        assert!((p.total / 1e9 - 400.71).abs() < 0.01, "{}", p.total);
+        assert!((p.active / 1e9 - 17.18).abs() < 0.01, "{}", p.active);
+        // FLOPs: half the layers multiply a dense FFN, half one expert and the shared one.
+        let ffn_one = 3.0 * 5120.0 * 8192.0;
+        let fwd = m.flops_per_token(8192).layers_matmul_fwd.get();
+        let want = 2.0
+            * (48.0 * m.attention_params()
+                + 24.0 * (2.0 * ffn_one + 5120.0 * 128.0)
+                + 24.0 * 3.0 * 5120.0 * 16384.0);
+        assert!((fwd - want).abs() < 1e-6 * want, "{fwd} vs {want}");
+    }
+
+    #[test]
+    fn a_layer_frequency_must_leave_an_moe_layer_and_dense_layers_their_width() {
+        let mut m = testing::llama4_maverick();
+        let moe = m.moe.unwrap();
+        m.moe = Some(Moe {
+            layer_freq: 0,
+            ..moe
+        });
+        assert_eq!(
+            m.validate(),
+            Err(ModelError::Zero {
+                field: "moe_layer_freq"
+            })
+        );
+        m.moe = Some(Moe {
+            layer_freq: 49,
+            ..moe
+        });
+        assert_eq!(
+            m.validate(),
+            Err(ModelError::LayerFreq {
+                layer_freq: 49,
+                moe_candidates: 48
+            })
+        );
+        m.moe = Some(Moe {
+            layer_freq: 48,
+            ..moe
+        });
+        assert_eq!(m.validate(), Ok(()));
+        assert_eq!(m.dense_layers_total(), 47);
+        m.moe = Some(Moe {
+            dense_ffn: 0,
+            ..moe
+        });
+        assert_eq!(
+            m.validate(),
+            Err(ModelError::Zero {
+                field: "moe_dense_ffn"
+            })
+        );
     }
 
     #[test]
@@ -778,6 +951,7 @@ mod tests {
             shared_ffn: 0,
             dense_layers: 0,
             dense_ffn: 0,
+            layer_freq: 1,
         });
         let p = m.params();
         assert!(p.total > 3.0 * p.active);
@@ -788,6 +962,7 @@ mod tests {
             shared_ffn: 0,
             dense_layers: 0,
             dense_ffn: 0,
+            layer_freq: 1,
         });
         assert!(m.validate().is_err());
     }

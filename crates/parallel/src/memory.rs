@@ -85,8 +85,11 @@ pub(crate) struct StageParams {
     pub experts: f64,
     /// MoE expert weights on the first stage, which holds the dense leading layers, if any.
     pub experts_first: f64,
-    /// Dense leading layers on the first pipeline rank (all of them when pp = 1).
+    /// Dense layers on the first pipeline rank, leading and interleaved (all of them when
+    /// pp = 1).
     pub dense_first: f64,
+    /// Dense layers on the last pipeline rank (interleaved ones; as `dense_first` when pp = 1).
+    pub dense_last: f64,
 }
 
 /// Parameters one GPU holds on the first and on the last pipeline stage (after tp and ep).
@@ -113,12 +116,15 @@ pub(crate) fn stage_params(model: &Model, s: &Strategy) -> StageParams {
         replicas += kv_replica_params(model, s.tp);
     }
     per_layer += replicas;
-    // The dense leading layers sit on the first rank (as many as it holds layers) in place of
-    // MoE layers: the same attention (and replicas), a dense FFN split over tp.
-    let dense_first = f64::from(model.dense_layers()).min(layers);
+    // Dense layers stand in for MoE layers: the same attention (and replicas), a dense FFN split
+    // over tp. The leading ones sit on the first rank (as many as it holds layers); interleaved
+    // ones on every rank, counted over the first and the last `layers` layers.
+    let l = s.max_layers_per_rank(model);
+    let dense_first = f64::from(model.dense_layers_in(0, l));
+    let dense_last = f64::from(model.dense_layers_in(model.n_layers.saturating_sub(l), l));
     let dense_per_layer = p.dense_layer / tp + replicas;
-    let body = layers * per_layer;
-    let body_first = body + dense_first * (dense_per_layer - per_layer);
+    let body = layers * per_layer + dense_last * (dense_per_layer - per_layer);
+    let body_first = layers * per_layer + dense_first * (dense_per_layer - per_layer);
     // Tied embeddings: the last stage keeps its own copy of the table for the output layer.
     let output = if model.tied_embeddings {
         p.embedding
@@ -142,15 +148,16 @@ pub(crate) fn stage_params(model: &Model, s: &Strategy) -> StageParams {
         experts: if s.pp == 1 {
             experts_first
         } else {
-            layers * experts_per_layer
+            (layers - dense_last) * experts_per_layer
         },
         experts_first,
         dense_first,
+        dense_last: if s.pp == 1 { dense_first } else { dense_last },
     }
 }
 
-/// Bytes a dense leading layer keeps beyond an MoE layer's `moe_layer`. Out of line: only
-/// models with dense leading layers call it.
+/// Bytes a dense layer keeps beyond an MoE layer's `moe_layer`. Out of line: only MoE models
+/// with dense layers call it.
 #[cold]
 #[inline(never)]
 fn dense_layers_extra(
@@ -252,14 +259,13 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
         1.0
     };
     let stored = per_layer * (layers * in_flight * interleave);
-    // The first rank's dense leading layers keep a dense FFN's activations instead.
-    let stored_first = if sp.dense_first > 0.0 {
-        stored
-            + dense_layers_extra(model, job, s, &cfg, per_layer)
-                * (sp.dense_first * in_flight * interleave)
+    // Dense layers keep a dense FFN's activations instead.
+    let dense_extra = if sp.dense_first > 0.0 || sp.dense_last > 0.0 {
+        dense_layers_extra(model, job, s, &cfg, per_layer)
     } else {
-        stored
+        Bytes::ZERO
     };
+    let stored_first = stored + dense_extra * (sp.dense_first * in_flight * interleave);
     // Each chunk's output held for its backward outside Megatron, one pipeline message of
     // 2·s·b·h/tp bytes per chunk forward in flight (DeepSpeed `runtime/pipe/engine.py` keeps
     // `pipe_buffers['outputs']`, split over tp by its default `pipe_partitioned`; PyTorch
@@ -358,7 +364,10 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
     let last = stage(
         sp.last,
         sp.experts,
-        per_layer * (layers * last_in_flight) + working + logits + merged_outputs,
+        (per_layer * layers + dense_extra * sp.dense_last) * last_in_flight
+            + working
+            + logits
+            + merged_outputs,
     );
     if last.total.get() > first.total.get() {
         last
@@ -506,6 +515,7 @@ mod tests {
             shared_ffn: 0,
             dense_layers: 0,
             dense_ffn: 0,
+            layer_freq: 1,
         });
         let cluster = a100(64);
         let mut s = strategy(64, 1, 1);

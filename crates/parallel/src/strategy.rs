@@ -330,11 +330,11 @@ impl Strategy {
                 ffn: model.ffn,
             });
         }
-        // Shared experts and dense leading layers split over tp like a dense FFN.
+        // Shared experts and dense layers split over tp like a dense FFN.
         if let Some(width) = model.moe.and_then(|m| {
             [
                 m.shared_ffn,
-                if m.dense_layers > 0 { m.dense_ffn } else { 0 },
+                if m.has_dense_layers() { m.dense_ffn } else { 0 },
             ]
             .into_iter()
             .find(|&f| f % self.tp != 0)

@@ -492,28 +492,33 @@ fn kv_replica_sync_time(model: &Model, cluster: &Cluster, job: &Job, s: &Strateg
     )
 }
 
-/// The busiest rank's micro-batch when the first rank holds `dense_first` dense leading layers
-/// in place of MoE ones: the first rank, at the mix of both kinds, when it is the slower or the
-/// only one. Out of line: only models with dense leading layers call it.
+/// The busiest rank's micro-batch when dense layers stand in for MoE ones: the first and the
+/// last rank each at their own mix of both kinds, the slower of the two (the first alone when
+/// pp = 1). Out of line: only MoE models with dense layers call it.
 #[cold]
 #[inline(never)]
-fn dense_first_rank(
+fn dense_layers_rank(
     model: &Model,
     cluster: &Cluster,
     job: &Job,
     s: &Strategy,
-    dense_first: f64,
+    stage: &crate::memory::StageParams,
     moe: MicroBatch,
 ) -> MicroBatch {
     let Some(dense) = model.dense_twin() else {
         return moe;
     };
-    let share = dense_first / f64::from(s.max_layers_per_rank(model));
-    let first = moe.mixed(&micro_batch(&dense, cluster, job, s), share);
-    if s.pp == 1 || first.total() > moe.total() {
+    let layers = f64::from(s.max_layers_per_rank(model));
+    let dense_mb = micro_batch(&dense, cluster, job, s);
+    let first = moe.mixed(&dense_mb, stage.dense_first / layers);
+    if s.pp == 1 {
+        return first;
+    }
+    let last = moe.mixed(&dense_mb, stage.dense_last / layers);
+    if first.total() > last.total() {
         first
     } else {
-        moe
+        last
     }
 }
 
@@ -626,10 +631,10 @@ pub(crate) fn step_time(
     let mf = f64::from(m);
     let stage = crate::memory::stage_params(model, s);
     let mb = micro_batch(model, cluster, job, s);
-    // Dense leading layers (on the first rank) in place of MoE layers: the busiest rank is the
-    // first when they are the slower kind, or the only one when pp = 1.
-    let mb = if stage.dense_first > 0.0 {
-        dense_first_rank(model, cluster, job, s, stage.dense_first, mb)
+    // Dense layers in place of MoE layers, leading (on the first rank) or interleaved (on
+    // every rank): the busiest of the first and the last rank sets the pace.
+    let mb = if stage.dense_first > 0.0 || stage.dense_last > 0.0 {
+        dense_layers_rank(model, cluster, job, s, &stage, mb)
     } else {
         mb
     };
@@ -1076,6 +1081,7 @@ mod tests {
                 shared_ffn: 0,
                 dense_layers: 0,
                 dense_ffn: 0,
+                layer_freq: 1,
             }),
             mla: None,
             ..gpt3()
@@ -1128,6 +1134,7 @@ mod tests {
             shared_ffn: 0,
             dense_layers: 0,
             dense_ffn: 0,
+            layer_freq: 1,
         });
         let (cluster, job) = (a100(64), job(1536));
         let mut s = strategy(64, 1, 1);
@@ -1165,6 +1172,7 @@ mod tests {
             shared_ffn: 0,
             dense_layers: 0,
             dense_ffn: 0,
+            layer_freq: 1,
         });
         let (cluster, job) = (a100(64), job(1536));
         let mut plain = strategy(64, 1, 1);
@@ -1231,6 +1239,7 @@ mod tests {
                 shared_ffn: 0,
                 dense_layers: 0,
                 dense_ffn: 0,
+                layer_freq: 1,
             }),
             mla: None,
             ..gpt3()
@@ -1288,6 +1297,7 @@ mod tests {
             shared_ffn: 0,
             dense_layers: 0,
             dense_ffn: 0,
+            layer_freq: 1,
         });
         let (cluster, job) = (a100(64), job(256));
         let base = crate::Strategy {
@@ -1344,6 +1354,7 @@ mod tests {
             shared_ffn: 0,
             dense_layers: 0,
             dense_ffn: 0,
+            layer_freq: 1,
         });
         let wide = crate::Strategy { ep: 32, ..base };
         assert_eq!(reason(&many, wide), Some("ep"));
@@ -1514,6 +1525,76 @@ mod tests {
     }
 
     #[test]
+    fn interleaved_dense_layers_sit_on_every_rank() {
+        // Llama 4 Maverick (every second layer MoE) against its all-MoE twin, tp 8 × pp 4 ×
+        // dp 8, ep 8: 12 layers a rank, 6 of them dense on every rank.
+        let mav = trainplan_model::testing::llama4_maverick();
+        let moe = mav.moe.unwrap();
+        let all_moe = trainplan_model::Model {
+            moe: Some(trainplan_model::Moe {
+                layer_freq: 1,
+                ..moe
+            }),
+            ..mav.clone()
+        };
+        let dense = mav.dense_twin().unwrap();
+        let s = crate::Strategy {
+            micro_batch: 1,
+            ep: 8,
+            ..strategy(8, 8, 4)
+        };
+        let job = crate::Job {
+            seq_len: 8192,
+            ..crate::testing::job(256)
+        };
+        let sp = crate::memory::stage_params(&mav, &s);
+        let moe_sp = crate::memory::stage_params(&all_moe, &s);
+        assert_eq!((sp.dense_first, sp.dense_last), (6.0, 6.0));
+        assert_eq!(sp.experts, moe_sp.experts / 2.0);
+        assert_eq!(sp.experts_first, moe_sp.experts_first / 2.0);
+        let dense_layer = mav.params().dense_layer / 8.0;
+        let swap = 6.0 * (moe_sp.per_layer - dense_layer);
+        assert!((sp.first - (moe_sp.first - swap)).abs() < 1.0);
+        assert!((sp.last - (moe_sp.last - swap)).abs() < 1.0);
+        // Over pp 1 the four ranks' weights add up to the model's, an eighth of it per tp rank
+        // (ep 1, experts split over etp = tp).
+        let flat = crate::Strategy { ep: 1, pp: 1, ..s };
+        let whole = crate::memory::stage_params(&mav, &flat).first * 8.0;
+        let total = mav.params().total;
+        assert!((whole - total).abs() < 1e-9 * total, "{whole} vs {total}");
+        // Each rank's micro-batch is the even mix of the two kinds of layer (the logits and
+        // sends apart, the same in all three models).
+        let cluster = a100(256);
+        let t = |model: &trainplan_model::Model, s: &crate::Strategy| {
+            evaluate(model, &cluster, &job, s)
+                .unwrap()
+                .time
+                .compute
+                .get()
+        };
+        let half = (t(&all_moe, &s) + t(&dense, &crate::Strategy { ep: 1, ..s })) / 2.0;
+        assert!(
+            (t(&mav, &s) - half).abs() < 1e-9 * half,
+            "{} vs {half}",
+            t(&mav, &s)
+        );
+        // Memory: fewer expert weights; the dense layers keep their own FFN's activations on
+        // the busiest rank, so a wider dense FFN keeps more.
+        let e = evaluate(&mav, &cluster, &job, &s).unwrap();
+        let m = evaluate(&all_moe, &cluster, &job, &s).unwrap();
+        assert!(e.memory.weights < m.memory.weights);
+        let wider = trainplan_model::Model {
+            moe: Some(trainplan_model::Moe {
+                dense_ffn: 32768,
+                ..moe
+            }),
+            ..mav.clone()
+        };
+        let w = evaluate(&wider, &cluster, &job, &s).unwrap();
+        assert!(w.memory.activations > e.memory.activations);
+    }
+
+    #[test]
     fn latent_attention_keeps_its_down_projections_whole_on_every_rank() {
         // DeepSeek-V3's layers (all MoE) on tp 8 × pp 16 × dp 16 with ep 16: each rank holds
         // the down projections whole and the tp ranks all-reduce their gradients once per step.
@@ -1599,6 +1680,7 @@ mod tests {
                 shared_ffn: 0,
                 dense_layers: 0,
                 dense_ffn: 0,
+                layer_freq: 1,
             }),
             mla: None,
             ..gpt3()
@@ -1610,6 +1692,7 @@ mod tests {
                 shared_ffn: 5632,
                 dense_layers: 0,
                 dense_ffn: 0,
+                layer_freq: 1,
             }),
             mla: None,
             ..routed.clone()
@@ -1652,6 +1735,7 @@ mod tests {
                 shared_ffn: 5633,
                 dense_layers: 0,
                 dense_ffn: 0,
+                layer_freq: 1,
             }),
             mla: None,
             ..routed

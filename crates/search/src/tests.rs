@@ -350,6 +350,7 @@ fn moe_layouts_try_expert_parallel_degrees_that_divide() {
         shared_ffn: 0,
         dense_layers: 0,
         dense_ffn: 0,
+        layer_freq: 1,
     });
     let mut spec = small_spec();
     spec.n_gpus = vec![16];
@@ -411,6 +412,7 @@ fn whole_experts_can_be_ruled_out_for_frameworks_without_folding() {
         shared_ffn: 0,
         dense_layers: 0,
         dense_ffn: 0,
+        layer_freq: 1,
     });
     let run =
         |whole_experts: bool| sweep_16_gpus(&model, 1e9, |spec| spec.whole_experts = whole_experts);

@@ -575,6 +575,7 @@ mod tests {
             shared_ffn: 0,
             dense_layers: 0,
             dense_ffn: 0,
+            layer_freq: 1,
         });
         let t = Template {
             tp: Some(1),
@@ -621,6 +622,7 @@ mod tests {
             shared_ffn: 0,
             dense_layers: 0,
             dense_ffn: 0,
+            layer_freq: 1,
         });
         model
     }

@@ -25,9 +25,19 @@ fn main() {
         top_k: 2,
         dense_layers: 2,
         dense_ffn: 8192,
+        layer_freq: 1,
         ..m
     });
     estimate_and_ranking_allocate_nothing(&moe);
+    // Dense layers interleaved with MoE ones on every rank (Llama 4's pattern), with a leading one.
+    let mut llama4 = trainplan_model::testing::llama4_maverick();
+    llama4.n_layers = 16;
+    llama4.moe = llama4.moe.map(|m| trainplan_model::Moe {
+        experts: 16,
+        dense_layers: 1,
+        ..m
+    });
+    estimate_and_ranking_allocate_nothing(&llama4);
     println!("no_alloc: estimate and ranking allocate nothing");
 }
 
