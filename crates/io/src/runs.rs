@@ -117,6 +117,10 @@ pub struct RunRow {
     /// trainplan's optional column (not in the shared contract): tensor-parallel collectives
     /// overlapped with the products; empty lets `validate` assume it by GPU generation.
     pub tp_comm_overlap: Option<bool>,
+    /// trainplan's optional column: fused (flash) attention; `false` for stacks before it
+    /// (Megatron-LM 2021, BLOOM's Megatron-DeepSpeed), whose attention stores its scores and runs
+    /// unfused; empty assumes it.
+    pub flash_attention: Option<bool>,
     /// trainplan's optional column: the expert all-to-all overlapped with another micro-batch's
     /// compute; empty lets `validate` try both.
     pub ep_comm_overlap: Option<bool>,
@@ -398,6 +402,7 @@ pub fn parse_runs(path: &str, bytes: &[u8]) -> Result<Vec<RunRow>, IoError> {
             confidence: Some(cell("confidence").to_string()).filter(|c| !c.is_empty()),
             tp_comm_overlap,
             ep_comm_overlap: boolean("ep_comm_overlap")?,
+            flash_attention: boolean("flash_attention")?,
             optimizer: choice("optimizer", &Optimizer::ALL.map(Optimizer::as_str))?,
             framework: choice("framework", &Framework::ALL.map(Framework::as_str))?,
             ep_dispatcher: choice(
@@ -643,14 +648,16 @@ mod tests {
         let fp8 = parse_runs("runs.csv", format!("{HEADER}\n{fp8_row}\n").as_bytes()).unwrap();
         let spec = fp8[0].to_spec(&db, "runs.csv").unwrap();
         assert_eq!(spec.job.optimizer, trainplan_parallel::Optimizer::Megatron);
+        assert_eq!(spec.template.flash_attention, None);
         // Present: read and carried into the prediction's inputs.
-        let header = format!("{HEADER},tp_comm_overlap,ep_comm_overlap,optimizer");
+        let header = format!("{HEADER},tp_comm_overlap,ep_comm_overlap,optimizer,flash_attention");
         let stated = parse_runs(
             "runs.csv",
-            format!("{header}\n{row},false,true,megatron\n").as_bytes(),
+            format!("{header}\n{row},false,true,megatron,false\n").as_bytes(),
         )
         .unwrap();
         let spec = stated[0].to_spec(&db, "runs.csv").unwrap();
+        assert_eq!(spec.template.flash_attention, Some(false));
         assert_eq!(
             (spec.template.tp_overlap, spec.template.ep_overlap),
             (Some(false), Some(true))
@@ -662,14 +669,14 @@ mod tests {
                 .unwrap_err()
                 .to_string()
         };
-        let e = bad(",,fsdp");
+        let e = bad(",,fsdp,");
         assert!(
             e.contains("runs.csv:2")
                 && e.contains("optimizer")
                 && e.contains("deepspeed, megatron"),
             "{e}"
         );
-        let e = bad("yes,,");
+        let e = bad("yes,,,");
         assert!(e.contains("tp_comm_overlap") && e.contains("`yes`"), "{e}");
         // The framework column: read, and it sets the optimizer when that is empty.
         let header_fw = format!("{HEADER},framework");
@@ -694,7 +701,7 @@ mod tests {
         );
         // Overlap without sequence parallelism is refused, as in a scenario.
         let no_sp = row.replace(",true,,64,", ",false,,64,");
-        let e = parse_runs("runs.csv", format!("{header}\n{no_sp},true,,\n").as_bytes())
+        let e = parse_runs("runs.csv", format!("{header}\n{no_sp},true,,,\n").as_bytes())
             .unwrap_err()
             .to_string();
         assert!(
@@ -969,6 +976,7 @@ impl RunRow {
                 .ep_dispatcher
                 .as_deref()
                 .and_then(EpDispatcher::from_name),
+            flash_attention: self.flash_attention,
         };
         Ok(trainplan_search::validate::RunSpec {
             name: self.name.clone(),

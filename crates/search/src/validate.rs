@@ -38,6 +38,8 @@ pub struct Template {
     pub ep_overlap: Option<bool>,
     /// How the expert all-to-all moves tokens (`None`: both tried).
     pub ep_dispatcher: Option<EpDispatcher>,
+    /// Fused (flash) attention (`None`: assumed, as every current stack runs it).
+    pub flash_attention: Option<bool>,
 }
 
 /// One measured run, ready to predict.
@@ -378,7 +380,10 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
                                         zero,
                                         recompute,
                                         sequence_parallel: sp,
-                                        flash_attention: true,
+                                        flash_attention: run
+                                            .template
+                                            .flash_attention
+                                            .unwrap_or(true),
                                         tp_overlap: tp > 1
                                             && sp
                                             && overlap_under(run.job.framework_for(zero, pp)),
@@ -539,6 +544,33 @@ mod tests {
         assert!(p.chosen.micro_batch && !p.chosen.tp && !p.chosen.zero);
         assert!(p.choices().contains("micro_batch="), "{}", p.choices());
         assert!(p.estimate.fits());
+    }
+
+    #[test]
+    fn a_run_without_fused_attention_is_priced_without_it() {
+        // Megatron-LM 2021's GPT-3 1.3B shapes at tp 2, dp 32: unfused attention runs the whole
+        // score square and, with recomputation open, validate may pick selective to drop it.
+        let model = trainplan_model::testing::gpt3("gpt3-1.3b", 24, 2048, 16);
+        let t = Template {
+            tp: Some(2),
+            pp: Some(1),
+            dp: Some(32),
+            micro_batch: Some(4),
+            recompute: Some(Recompute::None),
+            ..Template::default()
+        };
+        let fused = predict(&run(model.clone(), t)).unwrap();
+        let unfused = predict(&run(
+            model,
+            Template {
+                flash_attention: Some(false),
+                ..t
+            },
+        ))
+        .unwrap();
+        assert!(fused.strategy.flash_attention && !unfused.strategy.flash_attention);
+        assert!(unfused.estimate.time.compute > fused.estimate.time.compute);
+        assert!(unfused.estimate.memory.activations > fused.estimate.memory.activations);
     }
 
     #[test]
