@@ -701,9 +701,12 @@ mod tests {
         );
         // Overlap without sequence parallelism is refused, as in a scenario.
         let no_sp = row.replace(",true,,64,", ",false,,64,");
-        let e = parse_runs("runs.csv", format!("{header}\n{no_sp},true,,,\n").as_bytes())
-            .unwrap_err()
-            .to_string();
+        let e = parse_runs(
+            "runs.csv",
+            format!("{header}\n{no_sp},true,,,\n").as_bytes(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains("tp_comm_overlap") && e.contains("sequence_parallel = false"),
             "{e}"

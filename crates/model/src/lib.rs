@@ -637,11 +637,6 @@ pub mod testing {
             ffn: 8192,
             vocab: 202048,
             max_seq_len: 8192,
-            ffn_act: FfnActivation::Swiglu,
-            tied_embeddings: false,
-            positions: Positions::Rotary,
-            linear_bias: false,
-            dropout: false,
             moe: Some(super::Moe {
                 experts: 128,
                 top_k: 1,
@@ -650,7 +645,7 @@ pub mod testing {
                 dense_ffn: 16384,
                 layer_freq: 2,
             }),
-            mla: None,
+            ..llama3_70b()
         }
     }
 

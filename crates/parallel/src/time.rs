@@ -1457,6 +1457,16 @@ mod tests {
         );
     }
 
+    /// Compute seconds per step of `s`, which must be feasible.
+    fn compute_s(
+        model: &trainplan_model::Model,
+        cluster: &trainplan_hardware::Cluster,
+        job: &crate::Job,
+        s: &crate::Strategy,
+    ) -> f64 {
+        evaluate(model, cluster, job, s).unwrap().time.compute.get()
+    }
+
     /// DeepSeek-V3's sequences (4096 tokens, micro-batch 1) at tp 8 × pp 16 × `dp`, experts
     /// spread over `ep` ranks.
     fn deepseek_layout(global_batch: u32, dp: u32, ep: u32) -> (crate::Job, crate::Strategy) {
@@ -1507,11 +1517,7 @@ mod tests {
             ..job
         };
         let t = |model: &trainplan_model::Model, s: &crate::Strategy| {
-            evaluate(model, &cluster, &job, s)
-                .unwrap()
-                .time
-                .compute
-                .get()
+            compute_s(model, &cluster, &job, s)
         };
         // (The dense twin alone has no experts to spread, so it is priced at ep 1.)
         let dense_t = t(&dense, &crate::Strategy { ep: 1, ..flat });
@@ -1566,11 +1572,7 @@ mod tests {
         // sends apart, the same in all three models).
         let cluster = a100(256);
         let t = |model: &trainplan_model::Model, s: &crate::Strategy| {
-            evaluate(model, &cluster, &job, s)
-                .unwrap()
-                .time
-                .compute
-                .get()
+            compute_s(model, &cluster, &job, s)
         };
         let half = (t(&all_moe, &s) + t(&dense, &crate::Strategy { ep: 1, ..s })) / 2.0;
         assert!(
