@@ -514,6 +514,10 @@ mod tests {
     #[test]
     fn cells_the_other_cells_determine_are_filled_in_and_reported() {
         let db = crate::Database::bundled().unwrap();
+        // The first row of a runs CSV `text`, turned into a run to predict.
+        let spec_of = |text: &str| {
+            parse_runs("runs.csv", text.as_bytes()).unwrap()[0].to_spec(&db, "runs.csv")
+        };
         // No n_gpus, no global batch, no precision; tp 2 × pp 2 × dp 4 ran 2.0 s steps at 4096
         // tokens/s per GPU: 16 GPUs × 4096 × 2.0 s / 2048 = 64 sequences per step.
         let text = format!("{HEADER}\nX-r1,X,GPT,24,2048,16,,,gelu,51200,2048,,,a100-80gb,8,,2,2,4,,,,,,,,1,,4096,2.0,,,false,high,\n");
@@ -546,8 +550,7 @@ mod tests {
         assert!(spec.notes.is_empty(), "{:?}", spec.notes);
         // Without a step time the batch cannot be derived, and the skip says what would do.
         let text = format!("{HEADER}\nX-r1,X,GPT,24,2048,16,,,gelu,51200,2048,,,a100-80gb,8,16,2,2,4,,,,,,,,1,bf16,4096,,,,false,high,\n");
-        let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
-        let skip = rows[0].to_spec(&db, "runs.csv").unwrap_err();
+        let skip = spec_of(&text).unwrap_err();
         assert!(
             skip.0.contains("global_batch") && skip.0.contains("step time"),
             "{}",
@@ -563,8 +566,7 @@ mod tests {
             assert_eq!(spec.notes, [format!("ffn_act={act} (from ffn / hidden)")]);
         }
         let text = format!("{HEADER}\nX-r1,X,M,24,2048,16,,,,51200,2048,,,a100-80gb,8,16,2,2,4,,,,,,64,,1,bf16,4096,,,,false,high,\n");
-        let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
-        let skip = rows[0].to_spec(&db, "runs.csv").unwrap_err();
+        let skip = spec_of(&text).unwrap_err();
         assert!(skip.0.starts_with("missing ffn_act"), "{}", skip.0);
         // Dense leading layers are optional columns.
         let header = format!("{HEADER},moe_dense_layers,moe_dense_ffn");
@@ -577,47 +579,40 @@ mod tests {
         let header = format!("{HEADER},moe_dense_ffn,moe_layer_freq");
         let row = "X-r1,X,M,24,2048,16,,8192,gelu,51200,2048,8,2,a100-80gb,8,16,2,2,4,,,,,,64,,1,bf16,4096,,,,false,high,";
         let text = format!("{header}\n{row},8192,2\n");
-        let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
-        let model = rows[0].to_spec(&db, "runs.csv").unwrap().model;
+        let model = spec_of(&text).unwrap().model;
         assert_eq!(
             (model.moe.unwrap().layer_freq, model.dense_layers_total()),
             (2, 12)
         );
         let text = format!("{header}\n{row},,2\n");
-        let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
-        let skip = rows[0].to_spec(&db, "runs.csv").unwrap_err();
+        let skip = spec_of(&text).unwrap_err();
         assert!(skip.0.contains("moe_dense_ffn"), "{}", skip.0);
         // Latent attention is five optional columns, in DeepSeek's config names.
         let header = format!("{HEADER},mla_q_lora_rank,mla_kv_lora_rank,mla_qk_nope_head_dim,mla_qk_rope_head_dim,mla_v_head_dim,head_dim");
         let row = "X-r1,X,M,24,2048,16,,8192,gelu,51200,2048,,,a100-80gb,8,16,2,2,4,,,,,,64,,1,bf16,4096,,,,false,high,";
         let text = format!("{header}\n{row},,512,128,64,128,\n");
-        let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
-        let model = rows[0].to_spec(&db, "runs.csv").unwrap().model;
+        let model = spec_of(&text).unwrap().model;
         let mla = model.mla.unwrap();
         assert_eq!((mla.q_lora_rank, mla.kv_lora_rank), (0, 512));
         assert_eq!((mla.qk_rope_head_dim, mla.v_head_dim), (64, 128));
         assert_eq!(model.head_dim, 192);
         // A stated head_dim must be the query/key head; part of a description is skipped.
         let text = format!("{header}\n{row},1536,512,128,64,128,128\n");
-        let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
-        let skip = rows[0].to_spec(&db, "runs.csv").unwrap_err();
+        let skip = spec_of(&text).unwrap_err();
         assert!(skip.0.contains("head_dim = 128 contradicts"), "{}", skip.0);
         let text = format!("{header}\n{row},1536,512,,64,,\n");
-        let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
-        let skip = rows[0].to_spec(&db, "runs.csv").unwrap_err();
+        let skip = spec_of(&text).unwrap_err();
         assert_eq!(
             skip.0,
             "missing mla_qk_nope_head_dim, mla_v_head_dim (the row states part of a latent attention)"
         );
         // Half an MoE description is skipped, not priced as a dense model.
         let text = format!("{HEADER}\nX-r1,X,M,24,2048,16,,8192,gelu,51200,2048,8,,a100-80gb,8,16,2,2,4,,,,,,64,,1,bf16,4096,,,,false,high,\n");
-        let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
-        let skip = rows[0].to_spec(&db, "runs.csv").unwrap_err();
+        let skip = spec_of(&text).unwrap_err();
         assert!(skip.0.starts_with("missing moe_top_k"), "{}", skip.0);
         // Without n_gpus or a whole layout, the GPU count is missing.
         let text = format!("{HEADER}\nX-r1,X,GPT,24,2048,16,,,gelu,51200,2048,,,a100-80gb,8,,2,,4,,,,,,64,,1,bf16,4096,,,,false,high,\n");
-        let rows = parse_runs("runs.csv", text.as_bytes()).unwrap();
-        let skip = rows[0].to_spec(&db, "runs.csv").unwrap_err();
+        let skip = spec_of(&text).unwrap_err();
         assert!(skip.0.starts_with("missing n_gpus"), "{}", skip.0);
     }
 
