@@ -97,7 +97,8 @@ pub(crate) struct StageParams {
 pub(crate) fn stage_params(model: &Model, s: &Strategy) -> StageParams {
     let p = model.params();
     let tp = f64::from(s.tp);
-    let layers = f64::from(s.max_layers_per_rank(model));
+    let l = s.max_layers_per_rank(model);
+    let layers = f64::from(l);
     // A rank holds experts/ep experts, each split etp ways (Liu et al. 2025, "MoE Parallel Folding").
     let experts_per_layer = model.moe.map_or(0.0, |moe| {
         model.ffn_params_one() * f64::from(moe.experts)
@@ -119,7 +120,6 @@ pub(crate) fn stage_params(model: &Model, s: &Strategy) -> StageParams {
     // Dense layers stand in for MoE layers: the same attention (and replicas), a dense FFN split
     // over tp. The leading ones sit on the first rank (as many as it holds layers); interleaved
     // ones on every rank, counted over the first and the last `layers` layers.
-    let l = s.max_layers_per_rank(model);
     let dense_first = f64::from(model.dense_layers_in(0, l));
     let dense_last = f64::from(model.dense_layers_in(model.n_layers.saturating_sub(l), l));
     let dense_per_layer = p.dense_layer / tp + replicas;
@@ -152,7 +152,8 @@ pub(crate) fn stage_params(model: &Model, s: &Strategy) -> StageParams {
         },
         experts_first,
         dense_first,
-        dense_last: if s.pp == 1 { dense_first } else { dense_last },
+        // With pp = 1 the last rank's layers are the first's: the same count.
+        dense_last,
     }
 }
 
