@@ -17,7 +17,7 @@ pub struct Args {
 }
 
 /// Columns of the listing; stable, new ones go at the end.
-const COLUMNS: [&str; 17] = [
+const COLUMNS: [&str; 21] = [
     "id",
     "name",
     "params",
@@ -35,6 +35,10 @@ const COLUMNS: [&str; 17] = [
     "moe_experts",
     "moe_top_k",
     "moe_shared_ffn",
+    "moe_dense_layers",
+    "moe_dense_ffn",
+    "moe_layer_freq",
+    "mla_kv_lora_rank",
 ];
 
 pub fn run(args: &Args, db: &Database) -> anyhow::Result<()> {
@@ -69,5 +73,16 @@ fn row(p: &ModelPreset) -> Vec<String> {
         m.moe.map(|x| x.experts.to_string()).unwrap_or_default(),
         m.moe.map(|x| x.top_k.to_string()).unwrap_or_default(),
         m.moe.map(|x| x.shared_ffn.to_string()).unwrap_or_default(),
+        m.moe
+            .map(|x| x.dense_layers.to_string())
+            .unwrap_or_default(),
+        // The dense layers' width only where some layer is dense.
+        m.moe
+            .and_then(|x| x.has_dense_layers().then(|| x.dense_ffn.to_string()))
+            .unwrap_or_default(),
+        m.moe.map(|x| x.layer_freq.to_string()).unwrap_or_default(),
+        m.mla
+            .map(|x| x.kv_lora_rank.to_string())
+            .unwrap_or_default(),
     ]
 }

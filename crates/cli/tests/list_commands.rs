@@ -72,7 +72,7 @@ fn models_csv_has_plain_integer_params() {
     let rows = csv_rows(&stdout_of(&["models", "--format", "csv"]));
     assert_eq!(
         rows[0].join(","),
-        "id,name,params,n_layers,hidden,n_heads,n_kv_heads,ffn,vocab,seq_len,ffn_act,published_params,head_dim,active_params,moe_experts,moe_top_k,moe_shared_ffn"
+        "id,name,params,n_layers,hidden,n_heads,n_kv_heads,ffn,vocab,seq_len,ffn_act,published_params,head_dim,active_params,moe_experts,moe_top_k,moe_shared_ffn,moe_dense_layers,moe_dense_ffn,moe_layer_freq,mla_kv_lora_rank"
     );
     assert!(rows.len() > 31);
     for row in &rows[1..] {
@@ -89,12 +89,17 @@ fn models_csv_has_plain_integer_params() {
         ("128", "70553706496")
     );
     // Dense models leave the MoE columns empty.
-    assert_eq!(llama[14..], ["", "", ""]);
+    assert_eq!(llama[14..], ["", "", "", "", "", "", ""]);
     let q15 = rows
         .iter()
         .find(|r| r[0] == "qwen1.5-moe-a2.7b")
         .expect("qwen1.5-moe-a2.7b");
-    assert_eq!(q15[14..], ["60", "4", "5632"]);
+    assert_eq!(q15[14..], ["60", "4", "5632", "0", "", "1", ""]);
+    // DeepSeek-V3 leads with 3 dense layers under latent attention; Llama 4 Maverick
+    // interleaves its dense layers with the MoE ones.
+    let find = |id: &str| rows.iter().find(|r| r[0] == id).expect(id);
+    assert_eq!(find("deepseek-v3")[17..], ["3", "18432", "1", "512"]);
+    assert_eq!(find("llama4-maverick")[17..], ["0", "16384", "2", ""]);
     // Qwen3's heads are 128 wide on a 2048 or 4096 hidden size, and its MoE layers route each
     // token to 8 of 128 experts: 3.3B of 30.5B and 22B of 235B parameters active (Qwen3
     // Technical Report, Table 2 and the model names).
