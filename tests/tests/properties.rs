@@ -168,6 +168,7 @@ fn arb_layout() -> impl Strategy<Value = (Layout, u32)> {
         prop_oneof![6 => Just(None), 1 => count(1_000_000).prop_map(Some)],
         any::<bool>(),
         prop::sample::select(EpDispatcher::ALL.to_vec()),
+        any::<bool>(),
     )
         .prop_map(
             |(
@@ -176,6 +177,7 @@ fn arb_layout() -> impl Strategy<Value = (Layout, u32)> {
                 n,
                 ep_overlap,
                 ep_dispatcher,
+                dp_overlap,
             )| {
                 let s = Layout {
                     dp,
@@ -192,6 +194,7 @@ fn arb_layout() -> impl Strategy<Value = (Layout, u32)> {
                     flash_attention: flash,
                     tp_overlap: false,
                     ep_overlap,
+                    dp_overlap,
                     ep_dispatcher,
                 };
                 let product = u64::from(dp) * u64::from(tp) * u64::from(pp) * u64::from(cp);

@@ -96,6 +96,9 @@ struct Report {
     /// The framework whose conventions were priced (`[job] framework`, or `pytorch` implied by
     /// an FSDP layout); null when neither.
     framework: Option<&'static str>,
+    /// The data-parallel reduction hides behind backward (in effect: ZeRO-3, or
+    /// `dp_comm_overlap` on a framework that can).
+    dp_comm_overlap: bool,
 }
 
 fn report(sc: &Scenario, cluster: &Cluster, s: &Strategy, e: &Estimate) -> Report {
@@ -161,6 +164,7 @@ fn report(sc: &Scenario, cluster: &Cluster, s: &Strategy, e: &Estimate) -> Repor
         framework: s
             .framework(&sc.job)
             .map(trainplan_parallel::Framework::as_str),
+        dp_comm_overlap: s.dp_comm_overlaps(&sc.job),
     }
 }
 
@@ -712,6 +716,8 @@ pub(crate) fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate
         t.dp_traffic.get(),
         if s.dp_comm_overlaps(job) {
             "the rest hidden behind compute"
+        } else if !s.dp_overlap {
+            "none of it hidden: dp_comm_overlap = false reduces after the last backward, as Megatron-LM did before Megatron-Core's --overlap-grad-reduce"
         } else {
             "none of it hidden: DeepSpeed below ZeRO-3 reduces on the compute stream (overlap_comm off by default) and, under a pipeline, after the last backward"
         },
@@ -803,7 +809,14 @@ pub(crate) fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate
                 }
             ),
             Bottleneck::PipelineComm => "Pipeline sends are exposed: fewer stages or fewer virtual stages.".into(),
-            Bottleneck::DataComm => "Gradient and weight traffic across data-parallel ranks is exposed: larger micro-batches or more accumulation hide it, a lower ZeRO stage sends less, tp/pp shrinks what each rank sends.".into(),
+            Bottleneck::DataComm => format!(
+                "Gradient and weight traffic across data-parallel ranks is exposed: larger micro-batches or more accumulation hide it, a lower ZeRO stage sends less, tp/pp shrinks what each rank sends{}.",
+                if !s.dp_comm_overlaps(job) && !s.dp_overlap {
+                    "; or reduce bucket by bucket during backward (dp_comm_overlap = true: Megatron-Core's --overlap-grad-reduce, PyTorch DDP)"
+                } else {
+                    ""
+                }
+            ),
             Bottleneck::Bubble => format!(
                 "The pipeline idles {:.0}% of the step. More micro-batches per step (smaller micro-batch or larger global batch), virtual stages (vpp), or fewer stages.",
                 share(t.bubble.get())

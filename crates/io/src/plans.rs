@@ -317,6 +317,8 @@ fn parse_rows(label: &str, bytes: &[u8]) -> Result<Vec<Row>, IoError> {
                 flash_attention: boolean(29)?,
                 tp_overlap,
                 ep_overlap: boolean(37)?,
+                // Sweeps price every layout with the reduction overlapped.
+                dp_overlap: true,
                 ep_dispatcher: EpDispatcher::from_name(cell(38)).ok_or_else(|| {
                     field(
                         38,

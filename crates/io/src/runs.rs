@@ -124,6 +124,11 @@ pub struct RunRow {
     /// trainplan's optional column: the expert all-to-all overlapped with another micro-batch's
     /// compute; empty lets `validate` try both.
     pub ep_comm_overlap: Option<bool>,
+    /// trainplan's optional column: the data-parallel gradient reduction overlapped with backward
+    /// below ZeRO-3 (Megatron-Core's `--overlap-grad-reduce`, PyTorch DDP's buckets); `false` for
+    /// stacks that reduce after the last backward (Megatron-LM before Megatron-Core); empty
+    /// assumes what the framework and generation do.
+    pub dp_comm_overlap: Option<bool>,
     /// trainplan's optional column: `deepspeed` or `megatron`, how the model states are held
     /// (see `[job] optimizer`); empty means Megatron's layout for fp8, DeepSpeed's otherwise.
     pub optimizer: Option<String>,
@@ -402,6 +407,7 @@ pub fn parse_runs(path: &str, bytes: &[u8]) -> Result<Vec<RunRow>, IoError> {
             confidence: Some(cell("confidence").to_string()).filter(|c| !c.is_empty()),
             tp_comm_overlap,
             ep_comm_overlap: boolean("ep_comm_overlap")?,
+            dp_comm_overlap: boolean("dp_comm_overlap")?,
             flash_attention: boolean("flash_attention")?,
             optimizer: choice("optimizer", &Optimizer::ALL.map(Optimizer::as_str))?,
             framework: choice("framework", &Framework::ALL.map(Framework::as_str))?,
@@ -645,14 +651,19 @@ mod tests {
         assert_eq!(spec.job.optimizer, trainplan_parallel::Optimizer::Megatron);
         assert_eq!(spec.template.flash_attention, None);
         // Present: read and carried into the prediction's inputs.
-        let header = format!("{HEADER},tp_comm_overlap,ep_comm_overlap,optimizer,flash_attention");
+        assert_eq!(spec.template.dp_overlap, None);
+        // Present: read and carried into the prediction's inputs.
+        let header = format!(
+            "{HEADER},tp_comm_overlap,ep_comm_overlap,optimizer,flash_attention,dp_comm_overlap"
+        );
         let stated = parse_runs(
             "runs.csv",
-            format!("{header}\n{row},false,true,megatron,false\n").as_bytes(),
+            format!("{header}\n{row},false,true,megatron,false,false\n").as_bytes(),
         )
         .unwrap();
         let spec = stated[0].to_spec(&db, "runs.csv").unwrap();
         assert_eq!(spec.template.flash_attention, Some(false));
+        assert_eq!(spec.template.dp_overlap, Some(false));
         assert_eq!(
             (spec.template.tp_overlap, spec.template.ep_overlap),
             (Some(false), Some(true))
@@ -664,15 +675,20 @@ mod tests {
                 .unwrap_err()
                 .to_string()
         };
-        let e = bad(",,fsdp,");
+        let e = bad(",,fsdp,,");
         assert!(
             e.contains("runs.csv:2")
                 && e.contains("optimizer")
                 && e.contains("deepspeed, megatron"),
             "{e}"
         );
-        let e = bad("yes,,,");
+        let e = bad("yes,,,,");
         assert!(e.contains("tp_comm_overlap") && e.contains("`yes`"), "{e}");
+        let e = bad(",,,,later");
+        assert!(
+            e.contains("dp_comm_overlap") && e.contains("`later`"),
+            "{e}"
+        );
         // The framework column: read, and it sets the optimizer when that is empty.
         let header_fw = format!("{HEADER},framework");
         let fw = |cell: &str| {
@@ -698,7 +714,7 @@ mod tests {
         let no_sp = row.replace(",true,,64,", ",false,,64,");
         let e = parse_runs(
             "runs.csv",
-            format!("{header}\n{no_sp},true,,,\n").as_bytes(),
+            format!("{header}\n{no_sp},true,,,,\n").as_bytes(),
         )
         .unwrap_err()
         .to_string();
@@ -970,6 +986,7 @@ impl RunRow {
             zero: self.zero,
             tp_overlap: self.tp_comm_overlap,
             ep_overlap: self.ep_comm_overlap,
+            dp_overlap: self.dp_comm_overlap,
             ep_dispatcher: self
                 .ep_dispatcher
                 .as_deref()

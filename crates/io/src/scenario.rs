@@ -329,6 +329,9 @@ pub struct StrategySection {
     pub tp_comm_overlap: Option<bool>,
     /// Overlap the expert all-to-all with another micro-batch's computation (default false).
     pub ep_comm_overlap: Option<bool>,
+    /// Overlap the data-parallel gradient reduction with backward below ZeRO-3 (default true;
+    /// DeepSpeed below ZeRO-3 never does).
+    pub dp_comm_overlap: Option<bool>,
     /// How the expert all-to-all moves tokens: `alltoall` (default) or `deepep`.
     pub ep_dispatcher: Option<EpDispatcherName>,
 }
@@ -860,6 +863,7 @@ fn build_strategy(
         flash_attention: s.flash_attention.unwrap_or(true),
         tp_overlap: s.tp_comm_overlap.unwrap_or(false),
         ep_overlap: s.ep_comm_overlap.unwrap_or(false),
+        dp_overlap: s.dp_comm_overlap.unwrap_or(true),
         ep_dispatcher: s
             .ep_dispatcher
             .map_or(EpDispatcher::AllToAll, EpDispatcher::from),

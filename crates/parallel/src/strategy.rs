@@ -244,6 +244,12 @@ pub struct Strategy {
     /// (DeepSeek-V3's DualPipe, DeepSeek-AI 2024, arXiv:2412.19437, section 3.2.1; Megatron-Core's
     /// `--overlap-moe-expert-parallel-comm`); only matters for MoE with ep > 1.
     pub ep_overlap: bool,
+    /// Overlap the data-parallel gradient reduction below ZeRO-3 with the backward pass, bucket
+    /// by bucket (PyTorch DDP's gradient buckets, Li et al. 2020, "PyTorch Distributed", section
+    /// 3.2.3; Megatron-Core's `--overlap-grad-reduce`). Off, the reduction runs once the last
+    /// micro-batch's backward is done, as Megatron-LM's local DDP did before Megatron-Core. ZeRO-3
+    /// always overlaps its gathers and reduce-scatters (FSDP's prefetching).
+    pub dp_overlap: bool,
     /// How the expert all-to-all moves tokens; only matters for MoE with ep > 1 across nodes.
     pub ep_dispatcher: EpDispatcher,
 }
@@ -267,6 +273,7 @@ impl Default for Strategy {
             flash_attention: true,
             tp_overlap: false,
             ep_overlap: false,
+            dp_overlap: true,
             ep_dispatcher: EpDispatcher::AllToAll,
         }
     }
@@ -526,14 +533,15 @@ impl Strategy {
             && self.effective_recompute() == Recompute::Full
     }
 
-    /// Whether data-parallel reductions hide behind backward compute. DeepSpeed below ZeRO-3
+    /// Whether data-parallel reductions hide behind backward compute: always from ZeRO-3 on,
+    /// below it when the layout overlaps them (`dp_overlap`) and the framework can. DeepSpeed below ZeRO-3
     /// reduces on the compute stream: `overlap_comm` is off by default (DeepSpeed
     /// `docs/_pages/config-json.md`, zero_optimization; on by default for stage 3), and its
     /// pipeline engine reduces once every micro-batch's backward is done (`runtime/pipe/
     /// schedule.py`, TrainSchedule: ReduceGrads, then OptimizerStep).
     #[inline]
     pub fn dp_comm_overlaps(&self, job: &Job) -> bool {
-        !(self.zero <= 2 && self.framework(job) == Some(Framework::Deepspeed))
+        self.zero >= 3 || (self.dp_overlap && self.framework(job) != Some(Framework::Deepspeed))
     }
 
     /// ZeRO-2 under a pipeline is FSDP with parameters kept gathered between forward and

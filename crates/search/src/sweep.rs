@@ -635,6 +635,9 @@ impl Search {
                                 flash_attention: spec.flash_attention,
                                 tp_overlap: spec.tp_comm_overlap && l.tp > 1 && sequence_parallel,
                                 ep_overlap: spec.ep_comm_overlap && l.ep > 1,
+                                // A current stack overlaps the gradient reduction (DeepSpeed
+                                // below ZeRO-3 excepted, by framework).
+                                dp_overlap: true,
                                 ep_dispatcher: if l.ep > 1 {
                                     spec.ep_dispatcher
                                 } else {
