@@ -716,10 +716,10 @@ pub(crate) fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate
         t.dp_traffic.get(),
         if s.dp_comm_overlaps(job) {
             "the rest hidden behind compute"
-        } else if !s.dp_overlap {
-            "none of it hidden: dp_comm_overlap = false reduces after the last backward, as Megatron-LM did before Megatron-Core's --overlap-grad-reduce"
-        } else {
+        } else if s.framework(job) == Some(trainplan_parallel::Framework::Deepspeed) {
             "none of it hidden: DeepSpeed below ZeRO-3 reduces on the compute stream (overlap_comm off by default) and, under a pipeline, after the last backward"
+        } else {
+            "none of it hidden: dp_comm_overlap = false reduces after the last backward, as Megatron-LM did before Megatron-Core's --overlap-grad-reduce"
         },
     );
     let chunk = s.max_layers_per_chunk(m);
@@ -811,7 +811,9 @@ pub(crate) fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate
             Bottleneck::PipelineComm => "Pipeline sends are exposed: fewer stages or fewer virtual stages.".into(),
             Bottleneck::DataComm => format!(
                 "Gradient and weight traffic across data-parallel ranks is exposed: larger micro-batches or more accumulation hide it, a lower ZeRO stage sends less, tp/pp shrinks what each rank sends{}.",
-                if !s.dp_comm_overlaps(job) && !s.dp_overlap {
+                if !s.dp_comm_overlaps(job)
+                    && s.framework(job) != Some(trainplan_parallel::Framework::Deepspeed)
+                {
                     "; or reduce bucket by bucket during backward (dp_comm_overlap = true: Megatron-Core's --overlap-grad-reduce, PyTorch DDP)"
                 } else {
                     ""

@@ -842,6 +842,14 @@ fn an_exposed_gradient_reduction_is_a_strategy_field() {
         "{}",
         text(&out.stdout)
     );
+    // DeepSpeed below ZeRO-3 exposes it whatever the field says, and says why.
+    let out = trainplan(&["explain", &path("scenarios/bloom-176b-deepspeed.toml")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("DeepSpeed below ZeRO-3 reduces on the compute stream"),
+        "{}",
+        text(&out.stdout)
+    );
     // Not a boolean: the file, the field and what is allowed.
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, format!("{src}dp_comm_overlap = \"later\"\n")).unwrap();
