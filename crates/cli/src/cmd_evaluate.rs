@@ -642,7 +642,7 @@ pub(crate) fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate
     let peak = c.peak_or_bf16(job.precision.matmul_dtype());
     let _ = writeln!(
         o,
-        "- compute {:.3} s ({:.0}%): {:.3e} FLOPs per token × {} tokens per step / {} GPUs, at {:.0}% of the {:.0} TFLOP/s {} peak for large products (fitted), less for small shapes and attention{}.",
+        "- compute {:.3} s ({:.0}%): {:.3e} FLOPs per token × {} tokens per step / {} GPUs, at {:.0}% of the {:.0} TFLOP/s {} peak for large products (fitted), less for small shapes; attention at {:.0}% of the 16-bit peak (fitted, FlashAttention-2 class){}{}.",
         t.compute.get(),
         share(t.compute.get()),
         e.model_flops_per_token.get(),
@@ -656,6 +656,15 @@ pub(crate) fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate
             },
         peak.tflops(),
         job.precision.as_str(),
+        100.0 * a.efficiency.attention_fraction,
+        if s.te_attention(job) && a.efficiency.te_attention_speedup > 1.0 {
+            format!(
+                " × {:.2} for Transformer Engine's fused attention (cuDNN, FlashAttention-3 class; Megatron-Core and NeMo)",
+                a.efficiency.te_attention_speedup
+            )
+        } else {
+            String::new()
+        },
         if s.recompute_stops_early(job) {
             "; the recomputation stops before each layer's FFN down product, whose backward needs only its input (PyTorch's early-stopping checkpoint)"
         } else if s.op_level_selective(job) {

@@ -57,8 +57,14 @@ pub struct Efficiency {
     pub matmul_half_dim: f64,
     /// Fraction of the dense peak that fp8 products reach, relative to the fp8 peak.
     pub fp8_matmul_fraction: f64,
-    /// Fraction of the 16-bit dense peak reached by fused attention kernels.
+    /// Fraction of the 16-bit dense peak reached by fused attention kernels of the
+    /// FlashAttention-2 class (PyTorch SDPA, the flash-attn package).
     pub attention_fraction: f64,
+    /// How many times faster Transformer Engine's fused attention (cuDNN, FlashAttention-3
+    /// class) runs than `attention_fraction` says, under Megatron-Core and NeMo; 1 where the
+    /// silicon has no faster kernel (Shah et al. 2024, FlashAttention-3, abstract: 1.5-2.0x
+    /// FlashAttention-2 on H100).
+    pub te_attention_speedup: f64,
     /// Achievable fraction of HBM bandwidth for memory-bound kernels (norms, optimizer).
     pub hbm_fraction: f64,
     /// Fraction of the communication time hidden behind compute that still delays it: NCCL
@@ -86,6 +92,7 @@ impl Default for Efficiency {
             matmul_half_dim: 200.0,
             fp8_matmul_fraction: 0.6,
             attention_fraction: 0.5,
+            te_attention_speedup: 1.0,
             hbm_fraction: 0.85,
             overlap_penalty: 0.1,
             scaleup_fraction: 0.8,

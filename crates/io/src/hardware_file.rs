@@ -40,6 +40,8 @@ struct EfficiencyFile {
     matmul_half_dim: f64,
     fp8_matmul_fraction: f64,
     attention_fraction: f64,
+    /// Optional: 1 (no faster Transformer Engine attention) when absent.
+    te_attention_speedup: Option<f64>,
     hbm_fraction: f64,
     /// Optional: files written before the factor existed get the generic starting value.
     overlap_penalty: Option<f64>,
@@ -139,6 +141,19 @@ impl Checker<'_> {
                 section,
                 key,
                 format!("must be a fraction in (0, 1], found {value}"),
+            ))
+        }
+    }
+
+    /// `value` must be a speedup in [1, 4]: a faster kernel, not an implausible one.
+    pub fn speedup(&self, section: &str, key: &str, value: f64) -> Result<f64, IoError> {
+        if value.is_finite() && (1.0..=4.0).contains(&value) {
+            Ok(value)
+        } else {
+            Err(self.error(
+                section,
+                key,
+                format!("must be a speedup between 1 and 4, found {value}"),
             ))
         }
     }
@@ -248,6 +263,11 @@ pub(crate) fn parse_accelerator(path: &str, text: &str) -> Result<LoadedAccelera
         matmul_half_dim: c.non_negative(s, "matmul_half_dim", e.matmul_half_dim)?,
         fp8_matmul_fraction: c.fraction(s, "fp8_matmul_fraction", e.fp8_matmul_fraction)?,
         attention_fraction: c.fraction(s, "attention_fraction", e.attention_fraction)?,
+        te_attention_speedup: c.speedup(
+            s,
+            "te_attention_speedup",
+            e.te_attention_speedup.unwrap_or(1.0),
+        )?,
         hbm_fraction: c.fraction(s, "hbm_fraction", e.hbm_fraction)?,
         overlap_penalty: c.below_one(
             s,
@@ -400,6 +420,16 @@ source = "a reference architecture"
         assert_eq!(a.hbm_capacity, Bytes::from_gib(79.65));
         assert_eq!(a.efficiency.collective_latency, Seconds::from_us(8.4));
         assert_eq!(a.price_usd_per_gpu_hour, Some(3.78));
+        // Absent, Transformer Engine's attention is no faster than FlashAttention-2.
+        assert_eq!(a.efficiency.te_attention_speedup, 1.0);
+        let faster = H100.replace(
+            "attention_fraction = 0.5",
+            "attention_fraction = 0.5\nte_attention_speedup = 1.75",
+        );
+        let a = parse_accelerator("db/accelerators/h100-sxm.toml", &faster)
+            .unwrap()
+            .accelerator;
+        assert_eq!(a.efficiency.te_attention_speedup, 1.75);
     }
 
     #[test]
@@ -423,6 +453,11 @@ source = "a reference architecture"
                 "needs `price_basis`",
             ),
             ("bf16_tflops = 989.4", "bf16_tflops = \"fast\"", ":7:"),
+            (
+                "attention_fraction = 0.5",
+                "attention_fraction = 0.5\nte_attention_speedup = 0.5",
+                ":22:1: field `efficiency.te_attention_speedup`: must be a speedup between 1 and 4",
+            ),
         ];
         for (from, to, expect) in cases {
             let text = H100.replace(from, to);

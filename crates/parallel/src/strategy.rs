@@ -513,6 +513,20 @@ impl Strategy {
         job.framework_for(self.zero, self.pp)
     }
 
+    /// Whether attention runs Transformer Engine's fused kernel (cuDNN on Hopper and later, at
+    /// the accelerator's `te_attention_speedup` over FlashAttention-2): Megatron-Core and NeMo
+    /// route attention through TE's `DotProductAttention`; PyTorch (SDPA) and DeepSpeed's
+    /// Megatron fork (the flash-attn package) run FlashAttention-2. An unstated framework
+    /// outside FSDP is read as Megatron's, as for the tensor-parallel overlap.
+    #[inline]
+    pub fn te_attention(&self, job: &Job) -> bool {
+        self.flash_attention
+            && !matches!(
+                self.framework(job),
+                Some(Framework::Pytorch | Framework::Deepspeed)
+            )
+    }
+
     /// Whether selective recomputation is PyTorch's op-level selective checkpointing (torchtitan's
     /// default `selective_ac_option = "op"`): it saves the fused attention and every other
     /// product's output and reruns the rest, where Megatron's selective recomputation

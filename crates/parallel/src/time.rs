@@ -202,7 +202,14 @@ fn micro_batch(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) -> Mic
     };
     let mm_rate = mm_peak * mm_fraction;
     let other_peak = cluster.peak_or_bf16(job.precision.other_dtype());
-    let attn_rate = other_peak * eff.attention_fraction;
+    // Transformer Engine's fused attention beats FlashAttention-2 by the silicon's measured
+    // ratio (Shah et al. 2024, FlashAttention-3, abstract: 1.5-2.0x on H100).
+    let te_speedup = if s.te_attention(job) {
+        eff.te_attention_speedup
+    } else {
+        1.0
+    };
+    let attn_rate = other_peak * eff.attention_fraction * te_speedup;
     let d0 = eff.matmul_half_dim;
 
     // The layer's weight products on one GPU, forward, each timed at its own shape efficiency
@@ -950,6 +957,53 @@ mod tests {
         };
         let ds3 = z3_time(Some(Deepspeed));
         assert!(ds3.dp_comm.get() < ds3.dp_traffic.get(), "{ds3:?}");
+    }
+
+    #[test]
+    fn transformer_engine_attention_runs_at_the_silicon_s_speedup() {
+        use crate::Framework::{Deepspeed, Megatron, Pytorch};
+        // Llama 3 70B at tp 8 on 8 GPUs, no recomputation: attention time is A / speedup under
+        // Megatron (or no stated framework), A under PyTorch's SDPA and DeepSpeed's flash-attn.
+        let model = trainplan_model::testing::llama3_70b();
+        let compute = |speedup: f64, framework, flash_attention| {
+            let mut cluster = crate::testing::a100(8);
+            cluster.accelerator.efficiency.te_attention_speedup = speedup;
+            let job = crate::Job {
+                framework,
+                ..job(64)
+            };
+            let s = crate::Strategy {
+                recompute: trainplan_model::Recompute::None,
+                flash_attention,
+                ..strategy(1, 8, 1)
+            };
+            evaluate(&model, &cluster, &job, &s)
+                .unwrap()
+                .time
+                .compute
+                .get()
+        };
+        // Without a faster kernel every stack runs the same attention.
+        let base = compute(1.0, Some(Pytorch), true);
+        assert_eq!(compute(1.0, Some(Megatron), true), base);
+        assert_eq!(compute(1.0, None, true), base);
+        // With one, only the stacks on Transformer Engine gain, and by A·(1 - 1/k).
+        assert_eq!(compute(1.75, Some(Pytorch), true), base);
+        assert_eq!(compute(1.75, Some(Deepspeed), true), base);
+        assert_eq!(
+            compute(1.75, None, true),
+            compute(1.75, Some(Megatron), true)
+        );
+        let gain = |k| base - compute(k, Some(Megatron), true);
+        assert!(gain(1.75) > 0.0);
+        let ratio = gain(1.75) / gain(3.5);
+        let want = (1.0 - 1.0 / 1.75) / (1.0 - 1.0 / 3.5);
+        assert!((ratio - want).abs() < 1e-9, "{ratio} vs {want}");
+        // Unfused attention is not Transformer Engine's fused kernel.
+        assert_eq!(
+            compute(1.75, Some(Megatron), false),
+            compute(1.0, Some(Megatron), false)
+        );
     }
 
     #[test]
