@@ -567,7 +567,7 @@ fn held_out_median_with_half_dim(d0: f64) -> f64 {
 #[test]
 fn the_bundled_shape_constant_is_the_cross_validated_choice() {
     // hardware-db/calibration/README.md: fitted in-sample the shape constant climbs to ~450 and
-    // predicts unseen sources worse; the bundled 200 must keep beating it held out (by 0.8-0.9
+    // predicts unseen sources worse; the bundled 200 must keep beating it held out (by 0.7-0.9
     // points since the exposed Megatron-LM gradient reduction; the README's scans), and a smaller
     // constant must not do clearly better.
     // Every bundled accelerator carries the cross-validated value.

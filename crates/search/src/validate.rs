@@ -319,13 +319,18 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
                 // DeepSpeed's pipeline engine has no interleaved schedule.
                 None if layout_framework == Some(Framework::Deepspeed) => vec![1],
                 // Megatron-Core and torchtitan lay out uneven model chunks (Megatron's
-                // `--pipeline-model-parallel-layout`, torchtitan's per-stage module split); a
-                // run that names neither keeps to chunks that divide the layers.
+                // `--pipeline-model-parallel-layout`, torchtitan's per-stage module split). A
+                // run that names neither is read by its generation, as for the overlaps: from
+                // the fp8 parts (H100) on, its stack is taken to have them; before (A100), it
+                // keeps to chunks that divide the layers, as Megatron-LM's interleaved
+                // schedule required (`num_layers % (pp·vpp) == 0`) and DeepSpeed has none.
                 None if pp > 1 => (1..=8)
                     .filter(|&v| {
                         v == 1
                             || run.model.n_layers % (pp * v) == 0
-                            || (layout_framework.is_some() && pp * v <= run.model.n_layers)
+                            || ((layout_framework.is_some()
+                                || run.cluster.accelerator.fp8_peak.is_some())
+                                && pp * v <= run.model.n_layers)
                     })
                     .collect(),
                 None => vec![1],
@@ -1068,9 +1073,10 @@ mod tests {
     }
 
     #[test]
-    fn a_stated_megatron_or_pytorch_run_may_interleave_uneven_chunks() {
-        // 42 layers on pp 4: no vpp above 1 divides them evenly. Unstated, validate keeps to
-        // even chunks (vpp 1); Megatron-Core and torchtitan lay out uneven ones.
+    fn uneven_chunks_are_interleaved_where_the_stack_can() {
+        // 42 layers on pp 4: no vpp above 1 divides them evenly. Unstated on A100, validate
+        // keeps to even chunks (vpp 1), as Megatron-LM's interleaving required; Megatron-Core
+        // and torchtitan lay out uneven ones.
         let mut r = pipelined_run(42);
         assert_eq!(predict(&r).unwrap().strategy.vpp, 1);
         for framework in [
@@ -1080,5 +1086,14 @@ mod tests {
             r.job.framework = Some(framework);
             assert!(predict(&r).unwrap().strategy.vpp > 1, "{framework:?}");
         }
+        // Unstated from the fp8 generation on, the stack is read as one that can.
+        let mut hopper = pipelined_run(42);
+        hopper.cluster.accelerator.fp8_peak = Some(trainplan_units::FlopRate::from_tflops(624.0));
+        let p = predict(&hopper).unwrap();
+        assert!(p.strategy.vpp > 1, "{}", p.choices());
+        assert!(p.choices().contains("vpp="), "{}", p.choices());
+        // DeepSpeed has no interleaved schedule on any generation.
+        hopper.job.framework = Some(trainplan_parallel::Framework::Deepspeed);
+        assert_eq!(predict(&hopper).unwrap().strategy.vpp, 1);
     }
 }
