@@ -47,7 +47,7 @@ pub const COLUMNS: [&str; 28] = [
 
 /// Columns after the contract's: strategy flags, diagnostics, and how the file was ranked (so
 /// that `merge` ranks the same way).
-pub const EXTRA_COLUMNS: [&str; 12] = [
+pub const EXTRA_COLUMNS: [&str; 13] = [
     "sequence_parallel",
     "flash_attention",
     "hfu",
@@ -60,6 +60,7 @@ pub const EXTRA_COLUMNS: [&str; 12] = [
     "ep_comm_overlap",
     "ep_dispatcher",
     "framework",
+    "dp_comm_overlap",
 ];
 
 /// Every column, in file order.
@@ -137,6 +138,7 @@ pub fn row(
         s.ep_overlap.to_string(),
         s.ep_dispatcher.as_str().to_string(),
         plan.framework.map_or("", Framework::as_str).to_string(),
+        s.dp_overlap.to_string(),
     ]
 }
 
@@ -317,8 +319,7 @@ fn parse_rows(label: &str, bytes: &[u8]) -> Result<Vec<Row>, IoError> {
                 flash_attention: boolean(29)?,
                 tp_overlap,
                 ep_overlap: boolean(37)?,
-                // Sweeps price every layout with the reduction overlapped.
-                dp_overlap: true,
+                dp_overlap: boolean(40)?,
                 ep_dispatcher: EpDispatcher::from_name(cell(38)).ok_or_else(|| {
                     field(
                         38,
@@ -611,15 +612,82 @@ mod tests {
         assert!(p.plans.iter().any(|x| x.framework.is_some()));
         assert!(p.plans.iter().any(|x| x.framework.is_none()));
         let text = String::from_utf8(to_csv(&p)).unwrap();
-        assert!(text.lines().next().unwrap().ends_with(",framework"));
-        assert!(text.lines().skip(1).any(|l| l.ends_with(",pytorch")));
-        assert!(text.lines().skip(1).any(|l| l.ends_with(',')));
+        assert!(text
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with(",framework,dp_comm_overlap"));
+        assert!(text.lines().skip(1).any(|l| l.ends_with(",pytorch,true")));
+        assert!(text.lines().skip(1).any(|l| l.ends_with(",,true")));
         // A name trainplan does not know is refused, naming the column and what is allowed.
-        let first = text.lines().nth(1).unwrap();
-        let spoiled = text.replacen(first, &format!("{first}jax"), 1);
+        let (n, neutral) = text
+            .lines()
+            .enumerate()
+            .find(|(_, l)| l.ends_with(",,true"))
+            .unwrap();
+        let spoiled = text.replacen(neutral, &neutral.replace(",,true", ",jax,true"), 1);
         let e = parse("f.csv", spoiled.as_bytes()).unwrap_err().to_string();
-        assert!(e.contains("f.csv:2") && e.contains("framework"), "{e}");
+        assert!(
+            e.contains(&format!("f.csv:{}", n + 1)) && e.contains("framework"),
+            "{e}"
+        );
         assert!(e.contains("megatron, deepspeed, pytorch"), "{e}");
+    }
+
+    #[test]
+    fn a_sweep_may_price_a_stack_that_reduces_after_the_last_backward() {
+        let run = |dp_comm_overlap| {
+            let mut spec = SpaceSpec::new(vec![a100_80gb(Some(2.0))], vec![64], vec![256]);
+            spec.dp_comm_overlap = dp_comm_overlap;
+            let r = SearchBuilder::new(gpt3_13b(), job(256, 260e9), spec)
+                .top_k(50)
+                .build()
+                .unwrap()
+                .run(Some(2))
+                .unwrap();
+            Plans {
+                gpus: r.gpus,
+                plans: r.plans,
+                objective: Objective::Time,
+                pareto: false,
+                model: "gpt3-13b".into(),
+            }
+        };
+        let (overlapped, exposed) = (run(true), run(false));
+        assert!(overlapped.plans.iter().all(|x| x.strategy.dp_overlap));
+        assert!(exposed.plans.iter().all(|x| !x.strategy.dp_overlap));
+        // The best plan can only get slower when the reduction shows; a layout below ZeRO-3
+        // with data-parallel peers shows more of its communication.
+        assert!(exposed.plans[0].step_time_s >= overlapped.plans[0].step_time_s);
+        let same = |x: &Plan| Strategy {
+            dp_overlap: true,
+            ..x.strategy
+        };
+        let pair = exposed
+            .plans
+            .iter()
+            .filter(|x| x.strategy.zero <= 2 && x.strategy.dp > 1)
+            .find_map(|x| {
+                overlapped
+                    .plans
+                    .iter()
+                    .find(|y| y.strategy == same(x) && y.n_gpus == x.n_gpus)
+                    .map(|y| (x, y))
+            });
+        let (x, y) = pair.expect("a ZeRO-0..2 layout with dp > 1 in both top lists");
+        assert!(x.exposed_comm_s > y.exposed_comm_s, "{x:?} vs {y:?}");
+        assert_eq!(x.compute_s, y.compute_s);
+        let csv = to_csv(&exposed);
+        assert_eq!(parse("t.csv", &csv).unwrap(), exposed);
+        let text = String::from_utf8(csv).unwrap();
+        assert!(text.lines().skip(1).all(|l| l.ends_with(",false")));
+        let first = text.lines().nth(1).unwrap();
+        let spoiled = text.replacen(first, &format!("{}later", &first[..first.len() - 5]), 1);
+        let e = parse("t.csv", spoiled.as_bytes()).unwrap_err().to_string();
+        assert!(
+            e.contains("t.csv:2") && e.contains("dp_comm_overlap"),
+            "{e}"
+        );
     }
 
     #[test]

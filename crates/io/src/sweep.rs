@@ -69,6 +69,8 @@ pub struct SweepSection {
     pub tp_comm_overlap: Option<bool>,
     /// Overlap the expert all-to-all with another micro-batch's computation (default false).
     pub ep_comm_overlap: Option<bool>,
+    /// Overlap the gradient reduction below ZeRO-3 with backward (default true).
+    pub dp_comm_overlap: Option<bool>,
     /// The framework's expert dispatcher: `alltoall` (default) or `deepep`.
     pub ep_dispatcher: Option<crate::scenario::EpDispatcherName>,
     /// Also try keeping experts whole (etp 1) when tp > 1 (default true).
@@ -312,6 +314,9 @@ fn build(scenario: &Scenario, db: &Database, s: &SweepSection) -> Result<SpaceSp
     if let Some(o) = s.ep_comm_overlap {
         spec.ep_comm_overlap = o;
     }
+    if let Some(o) = s.dp_comm_overlap {
+        spec.dp_comm_overlap = o;
+    }
     if let Some(d) = s.ep_dispatcher {
         spec.ep_dispatcher = d.into();
     }
@@ -402,10 +407,11 @@ mod tests {
     #[test]
     fn lists_and_ranges_are_read() {
         let spec = check(
-            "\n[sweep]\nn_gpus_range = { min = 64, max = 256, step = 64 }\nglobal_batch = [256, 512]\nmicro_batch = [1, 2]\nzero = [1]\nrecompute = [\"full\"]\nvpp = [1]\nmax_tp = 4\nep_comm_overlap = true\nep_dispatcher = \"deepep\"\nwhole_experts = false\nreplicate_kv_heads = true\nprices = { \"a100-80gb\" = 1.5 }\n",
+            "\n[sweep]\nn_gpus_range = { min = 64, max = 256, step = 64 }\nglobal_batch = [256, 512]\nmicro_batch = [1, 2]\nzero = [1]\nrecompute = [\"full\"]\nvpp = [1]\nmax_tp = 4\nep_comm_overlap = true\ndp_comm_overlap = false\nep_dispatcher = \"deepep\"\nwhole_experts = false\nreplicate_kv_heads = true\nprices = { \"a100-80gb\" = 1.5 }\n",
         )
         .unwrap();
         assert!(spec.ep_comm_overlap && !spec.tp_comm_overlap && !spec.whole_experts);
+        assert!(!spec.dp_comm_overlap);
         assert!(spec.replicate_kv_heads);
         assert_eq!(spec.ep_dispatcher, trainplan_parallel::EpDispatcher::DeepEp);
         assert_eq!(spec.n_gpus, vec![64, 128, 192, 256]);

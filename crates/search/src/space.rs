@@ -75,6 +75,10 @@ pub struct SpaceSpec {
     /// with ep > 1 (DualPipe, Megatron-Core's `--overlap-moe-expert-parallel-comm`; off unless
     /// the scenario says so).
     pub ep_comm_overlap: bool,
+    /// Overlap the data-parallel gradient reduction below ZeRO-3 with backward (PyTorch DDP,
+    /// Megatron-Core's `--overlap-grad-reduce`; on unless the scenario prices a stack that
+    /// reduces after the last backward, as Megatron-LM before Megatron-Core).
+    pub dp_comm_overlap: bool,
     /// How MoE layouts with ep > 1 move tokens: the framework's dispatcher (a plain all-to-all
     /// unless the scenario names a node-deduplicating one such as DeepEP).
     pub ep_dispatcher: EpDispatcher,
@@ -108,6 +112,7 @@ impl SpaceSpec {
             flash_attention: true,
             tp_comm_overlap: false,
             ep_comm_overlap: false,
+            dp_comm_overlap: true,
             ep_dispatcher: EpDispatcher::AllToAll,
             whole_experts: true,
             replicate_kv_heads: false,

@@ -635,9 +635,8 @@ impl Search {
                                 flash_attention: spec.flash_attention,
                                 tp_overlap: spec.tp_comm_overlap && l.tp > 1 && sequence_parallel,
                                 ep_overlap: spec.ep_comm_overlap && l.ep > 1,
-                                // A current stack overlaps the gradient reduction (DeepSpeed
-                                // below ZeRO-3 excepted, by framework).
-                                dp_overlap: true,
+                                // DeepSpeed below ZeRO-3 exposes it whatever this says.
+                                dp_overlap: spec.dp_comm_overlap,
                                 ep_dispatcher: if l.ep > 1 {
                                     spec.ep_dispatcher
                                 } else {
