@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 use trainplan_io::Database;
 use trainplan_model::{FfnActivation, Model, Positions, Recompute};
-use trainplan_parallel::{evaluate, Job, Optimizer, Precision, Strategy};
+use trainplan_parallel::{evaluate, CrossEntropy, Job, Optimizer, Precision, Strategy};
 // proptest's prelude also exports a `Strategy` trait; ours is the layout struct above.
 
 const CASES: u32 = 400;
@@ -88,6 +88,7 @@ fn job(seq_len: u32, global_batch: u32, precision: Precision) -> Job {
         grad_bytes: 4.0,
         optimizer: Optimizer::Deepspeed,
         framework: None,
+        cross_entropy: None,
     }
 }
 
@@ -148,6 +149,32 @@ proptest! {
         let lower = total_gib(&m, "a100-80gb", &j, &base(dp, tp, 1, mb, zero, rc, tp > 1));
         let higher = total_gib(&m, "a100-80gb", &j, &base(dp, tp, 1, mb, zero + 1, rc, tp > 1));
         prop_assert!(higher <= lower * (1.0 + 1e-9), "zero {zero}->{}: {lower} -> {higher} GiB", zero + 1);
+    }
+
+    #[test]
+    fn memory_follows_the_loss_s_bytes_per_logit(
+        m in model(), tp_exp in 0u32..3, pp_exp in 0u32..2, mb in 1u32..=4, zero in 0u8..=3,
+        rc in recompute(), seq in prop::sample::select(vec![1024u32, 4096, 32768]),
+    ) {
+        // Fused (4 bytes per logit) <= Megatron's vocab-parallel (6) <= PyTorch's eager fp32
+        // loss (12), whatever else the layout holds; and pp 1 holds the difference in full.
+        let (tp, pp) = (1 << tp_exp, 1 << pp_exp);
+        prop_assume!(m.n_layers % pp == 0 && !(zero >= 2 && pp > 1));
+        let s = base(2, tp, pp, mb, zero, rc, tp > 1);
+        let gib = |loss| {
+            let mut j = job(seq, 2 * mb * 8, Precision::Bf16);
+            j.cross_entropy = Some(loss);
+            total_gib(&m, "h100-sxm", &j, &s)
+        };
+        let (fused, megatron, eager) = (
+            gib(CrossEntropy::Fused),
+            gib(CrossEntropy::VocabParallel),
+            gib(CrossEntropy::Fp32Eager),
+        );
+        prop_assert!(fused <= megatron && megatron <= eager, "{fused} {megatron} {eager}");
+        if pp == 1 {
+            prop_assert!(eager - fused > 0.0, "{fused} {eager}");
+        }
     }
 
     #[test]

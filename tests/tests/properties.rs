@@ -213,9 +213,12 @@ fn arb_job() -> impl Strategy<Value = Job> {
         prop_oneof![Just(2.0), Just(4.0)],
         prop::sample::select(Optimizer::ALL.to_vec()),
         prop::option::of(prop::sample::select(Framework::ALL.to_vec())),
+        prop::option::of(prop::sample::select(
+            trainplan_parallel::CrossEntropy::ALL.to_vec(),
+        )),
     )
         .prop_map(
-            |(seq_len, global_batch, tokens, precision, grad_bytes, optimizer, framework)| Job {
+            |(
                 seq_len,
                 global_batch,
                 tokens,
@@ -223,6 +226,16 @@ fn arb_job() -> impl Strategy<Value = Job> {
                 grad_bytes,
                 optimizer,
                 framework,
+                cross_entropy,
+            )| Job {
+                seq_len,
+                global_batch,
+                tokens,
+                precision,
+                grad_bytes,
+                optimizer,
+                framework,
+                cross_entropy,
             },
         )
 }
@@ -606,6 +619,7 @@ proptest! {
             grad_bytes: 4.0,
             optimizer: Optimizer::Deepspeed,
             framework: None,
+            cross_entropy: None,
         };
         let mut spec = SpaceSpec::new(
             vec![Target { accelerator, node, price_usd_per_gpu_hour: Some(2.0) }],

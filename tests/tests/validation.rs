@@ -99,7 +99,7 @@ fn public_runs_stay_within_the_calibrated_error() {
         "worst throughput error {:.3}",
         f.tokens.worst
     );
-    // Target: median memory error at most 10% (8.7% today).
+    // Target: median memory error at most 10% (7.7% today).
     assert!(
         f.memory.median <= 0.10,
         "median memory error {:.3}",

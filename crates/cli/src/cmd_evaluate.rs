@@ -99,6 +99,8 @@ struct Report {
     /// The data-parallel reduction hides behind backward (in effect: ZeRO-3, or
     /// `dp_comm_overlap` on a framework that can).
     dp_comm_overlap: bool,
+    /// How the loss is computed (`[job] cross_entropy`), which sizes the logits' memory.
+    cross_entropy: &'static str,
 }
 
 fn report(sc: &Scenario, cluster: &Cluster, s: &Strategy, e: &Estimate) -> Report {
@@ -165,6 +167,7 @@ fn report(sc: &Scenario, cluster: &Cluster, s: &Strategy, e: &Estimate) -> Repor
             .framework(&sc.job)
             .map(trainplan_parallel::Framework::as_str),
         dp_comm_overlap: s.dp_comm_overlaps(&sc.job),
+        cross_entropy: s.cross_entropy(&sc.job).as_str(),
     }
 }
 
@@ -602,6 +605,24 @@ pub(crate) fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate
         layers,
         s.pp.min(e.grad_accum),
         if s.vpp > 1 { format!(", × (1 + (p-1)/(p·v)) for {} virtual stages", s.vpp) } else { String::new() }
+    );
+    let loss = s.cross_entropy(job);
+    let logits = f64::from(job.seq_len / s.cp) * f64::from(s.micro_batch) * f64::from(m.vocab)
+        / f64::from(s.tp);
+    let _ = writeln!(
+        o,
+        "  {} {}: s·b·V/tp = {:.0}M logits at {} bytes each ({}; [job] cross_entropy = \"{}\"{}).",
+        if s.pp > 1 { "The last pipeline stage holds the loss's logits beside its layers," } else { "Of these, the loss's logits take" },
+        gib(m.logits_bytes(job.seq_len / s.cp, s.micro_batch, s.tp, loss)),
+        logits / 1e6,
+        loss.bytes_per_logit(),
+        match loss {
+            trainplan_parallel::CrossEntropy::VocabParallel => "16-bit logits and the fp32 softmax, Megatron's vocab-parallel cross entropy",
+            trainplan_parallel::CrossEntropy::Fp32Eager => "the fp32 log-softmax and two fp32 gradients alive at once in backward, PyTorch's eager cross entropy on fp32-cast logits",
+            trainplan_parallel::CrossEntropy::Fused => "16-bit logits and their 16-bit gradient, a fused or compiled loss",
+        },
+        loss.as_str(),
+        if job.cross_entropy.is_some() { "" } else { ", the framework's" }
     );
     if s.keeps_stage_outputs(job) {
         let _ = writeln!(

@@ -716,6 +716,49 @@ fn the_framework_field_prices_its_conventions_and_rejects_what_it_cannot_run() {
 }
 
 #[test]
+fn the_cross_entropy_field_sizes_the_logits_and_defaults_by_framework() {
+    // Llama 3 70B under FSDP + tp 8 (the bundled torchtitan layout): 8192 · 16 · 128256 / 8
+    // = 2.1e9 logits per GPU, 12 bytes each under PyTorch's eager fp32 loss, 4 under a fused
+    // one (PyTorch's default), 6 under Megatron's vocab-parallel loss.
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::fs::read_to_string(path("scenarios/llama3-70b-fsdp-h100.toml")).unwrap();
+    let with = |line: &str| {
+        let file = dir.path().join(format!("{}.toml", line.len()));
+        std::fs::write(&file, src.replace("[job]\n", &format!("[job]\n{line}\n"))).unwrap();
+        file.to_str().unwrap().to_string()
+    };
+    let act = |v: &serde_json::Value| v["mem_activations_gib"].as_f64().unwrap();
+    let unstated = evaluate_json(&with(""));
+    assert_eq!(unstated["cross_entropy"], "fused");
+    let eager = evaluate_json(&with("cross_entropy = \"fp32_eager\""));
+    assert_eq!(eager["cross_entropy"], "fp32_eager");
+    let megatron = evaluate_json(&with("framework = \"megatron\""));
+    assert_eq!(megatron["cross_entropy"], "vocab_parallel");
+    let logits_gib = 8192.0 * 16.0 * 128256.0 / 8.0 / (1u64 << 30) as f64;
+    assert!(
+        (act(&eager) - act(&unstated) - 8.0 * logits_gib).abs() < 1e-6,
+        "{} vs {}",
+        act(&eager),
+        act(&unstated)
+    );
+    let out = trainplan(&["explain", &with("cross_entropy = \"fp32_eager\"")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let explained = text(&out.stdout);
+    assert!(
+        explained.contains("at 12 bytes each")
+            && explained.contains("cross_entropy = \"fp32_eager\""),
+        "{explained}"
+    );
+    let out = trainplan(&["evaluate", &with("cross_entropy = \"chunked\"")]);
+    assert!(!out.status.success());
+    let e = text(&out.stderr);
+    assert!(
+        e.contains("cross_entropy") && e.contains("fp32_eager") && e.contains(".toml"),
+        "{e}"
+    );
+}
+
+#[test]
 fn a_scenario_states_multi_head_latent_attention_in_deepseek_s_names() {
     // DeepSeek-V3's shapes, every layer MoE, on 2048 H800s with full recomputation; then with
     // its dense leading layers.

@@ -3,7 +3,7 @@
 
 use crate::{IoError, Location};
 use std::collections::HashMap;
-use trainplan_parallel::{EpDispatcher, Framework, Optimizer};
+use trainplan_parallel::{CrossEntropy, EpDispatcher, Framework, Optimizer};
 
 /// Columns a runs CSV must have.
 pub const REQUIRED_COLUMNS: [&str; 28] = [
@@ -135,6 +135,9 @@ pub struct RunRow {
     /// trainplan's optional column: `megatron`, `deepspeed` or `pytorch`, the framework that ran
     /// the job (see `[job] framework`); empty keeps the framework-neutral rules.
     pub framework: Option<String>,
+    /// trainplan's optional column: `vocab_parallel`, `fp32_eager` or `fused`, how the loss was
+    /// computed (see `[job] cross_entropy`); empty means the framework's.
+    pub cross_entropy: Option<String>,
     /// trainplan's optional column: `alltoall` or `deepep`, how the expert all-to-all moves
     /// tokens (see `[strategy] ep_dispatcher`); empty lets `validate` try both.
     pub ep_dispatcher: Option<String>,
@@ -411,6 +414,10 @@ pub fn parse_runs(path: &str, bytes: &[u8]) -> Result<Vec<RunRow>, IoError> {
             flash_attention: boolean("flash_attention")?,
             optimizer: choice("optimizer", &Optimizer::ALL.map(Optimizer::as_str))?,
             framework: choice("framework", &Framework::ALL.map(Framework::as_str))?,
+            cross_entropy: choice(
+                "cross_entropy",
+                &CrossEntropy::ALL.map(CrossEntropy::as_str),
+            )?,
             ep_dispatcher: choice(
                 "ep_dispatcher",
                 &EpDispatcher::ALL.map(EpDispatcher::as_str),
@@ -710,6 +717,30 @@ mod tests {
             e.contains("framework") && e.contains("megatron, deepspeed, pytorch"),
             "{e}"
         );
+        // The cross_entropy column: read when stated, the framework's when empty.
+        let header_ce = format!("{HEADER},cross_entropy");
+        let ce = |cell: &str| {
+            parse_runs(
+                "runs.csv",
+                format!("{header_ce}\n{row},{cell}\n").as_bytes(),
+            )
+        };
+        let spec = ce("fp32_eager").unwrap()[0]
+            .to_spec(&db, "runs.csv")
+            .unwrap();
+        assert_eq!(
+            spec.job.cross_entropy,
+            Some(trainplan_parallel::CrossEntropy::Fp32Eager)
+        );
+        let spec = ce("").unwrap()[0].to_spec(&db, "runs.csv").unwrap();
+        assert_eq!(spec.job.cross_entropy, None);
+        let e = ce("chunked").unwrap_err().to_string();
+        assert!(
+            e.contains("cross_entropy")
+                && e.contains("vocab_parallel, fp32_eager, fused")
+                && e.contains("`chunked`"),
+            "{e}"
+        );
         // Overlap without sequence parallelism is refused, as in a scenario.
         let no_sp = row.replace(",true,,64,", ",false,,64,");
         let e = parse_runs(
@@ -968,6 +999,10 @@ impl RunRow {
                 .and_then(Optimizer::from_name)
                 .unwrap_or(Optimizer::default_for_framework(framework, precision)),
             framework,
+            cross_entropy: self
+                .cross_entropy
+                .as_deref()
+                .and_then(CrossEntropy::from_name),
         };
         let template = trainplan_search::validate::Template {
             tp: self.tp,

@@ -27,7 +27,9 @@ use crate::{tomlfile, Database, IoError, Location};
 use serde::Deserialize;
 use trainplan_hardware::{Accelerator, Cluster, Node};
 use trainplan_model::{FfnActivation, Model, Moe, Positions, Recompute};
-use trainplan_parallel::{EpDispatcher, Framework, Job, Optimizer, Precision, Strategy};
+use trainplan_parallel::{
+    CrossEntropy, EpDispatcher, Framework, Job, Optimizer, Precision, Strategy,
+};
 
 /// What every scenario holds, for messages about a missing or empty file.
 const SECTIONS: &str = "a scenario needs the sections [model], [cluster] and [job] \
@@ -157,6 +159,9 @@ pub struct JobSection {
     /// The framework running the job: `megatron`, `deepspeed` or `pytorch` (default: unstated,
     /// `pytorch` for FSDP layouts and framework-neutral rules otherwise).
     pub framework: Option<FrameworkName>,
+    /// How the loss is computed: `vocab_parallel`, `fp32_eager` or `fused` (default: `fused` under
+    /// PyTorch, stated or implied, `vocab_parallel` otherwise).
+    pub cross_entropy: Option<CrossEntropyName>,
     /// Price of a GPU-hour in USD (default: the hardware database's).
     pub price_usd_per_gpu_hour: Option<f64>,
     /// Deadline in days.
@@ -217,6 +222,28 @@ pub enum FrameworkName {
     Deepspeed,
     /// PyTorch-native: torchtitan, FSDP, llm-foundry.
     Pytorch,
+}
+
+/// Cross-entropy implementation names.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CrossEntropyName {
+    /// Megatron's vocab-parallel cross entropy.
+    VocabParallel,
+    /// PyTorch's eager cross entropy on fp32-cast logits.
+    Fp32Eager,
+    /// A fused kernel (flash-attn, a compiled loss).
+    Fused,
+}
+
+impl From<CrossEntropyName> for CrossEntropy {
+    fn from(c: CrossEntropyName) -> Self {
+        match c {
+            CrossEntropyName::VocabParallel => CrossEntropy::VocabParallel,
+            CrossEntropyName::Fp32Eager => CrossEntropy::Fp32Eager,
+            CrossEntropyName::Fused => CrossEntropy::Fused,
+        }
+    }
 }
 
 impl From<FrameworkName> for Framework {
@@ -524,6 +551,7 @@ impl Scenario {
                 Optimizer::from,
             ),
             framework,
+            cross_entropy: file.job.cross_entropy.map(CrossEntropy::from),
         };
 
         let strategy = match &file.strategy {

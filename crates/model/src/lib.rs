@@ -20,7 +20,7 @@ mod memory;
 
 pub use errors::ModelError;
 pub use flops::FlopsPerToken;
-pub use memory::{ActivationConfig, Recompute};
+pub use memory::{ActivationConfig, CrossEntropy, Recompute};
 
 /// Activation function of the feed-forward block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -37,6 +37,58 @@ impl Recompute {
     }
 }
 
+/// How the loss over the vocabulary is computed, which sets how many bytes per logit the output
+/// layer and loss hold at their peak on the last pipeline stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CrossEntropy {
+    /// Megatron's vocab-parallel cross entropy on fp32-cast logits (`tensor_parallel/
+    /// cross_entropy.py`): the 16-bit logits and the fp32 softmax, made in place and kept for
+    /// backward, which overwrites it with the gradient. 2 + 4 bytes per logit.
+    VocabParallel,
+    /// PyTorch's eager `F.cross_entropy(logits.float(), labels)` (torchtitan before its compiled
+    /// loss, plain FSDP scripts): in backward the saved fp32 log-softmax, the fp32 gradient
+    /// arriving from the NLL loss and the fp32 gradient log-softmax's backward makes are alive at
+    /// once, 4 + 4 + 4 bytes per logit, the 16-bit logits freed before backward.
+    Fp32Eager,
+    /// A fused kernel (flash-attn's `CrossEntropyLoss`, the default of llm-foundry's MPT; a
+    /// `torch.compile`d loss, torchtitan's since April 2025): the 16-bit logits kept for backward
+    /// and their 16-bit gradient, 2 + 2 bytes per logit.
+    Fused,
+}
+
+impl CrossEntropy {
+    /// Every implementation, in a fixed order.
+    pub const ALL: [CrossEntropy; 3] = [
+        CrossEntropy::VocabParallel,
+        CrossEntropy::Fp32Eager,
+        CrossEntropy::Fused,
+    ];
+
+    /// The name used in files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrossEntropy::VocabParallel => "vocab_parallel",
+            CrossEntropy::Fp32Eager => "fp32_eager",
+            CrossEntropy::Fused => "fused",
+        }
+    }
+
+    /// The implementation named `name` in a file, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
+    /// Bytes per logit alive at the loss's peak (see each variant).
+    #[inline]
+    pub fn bytes_per_logit(self) -> f64 {
+        match self {
+            CrossEntropy::VocabParallel => 2.0 + 4.0,
+            CrossEntropy::Fp32Eager => 4.0 + 4.0 + 4.0,
+            CrossEntropy::Fused => 2.0 + 2.0,
+        }
+    }
+}
+
 /// How one layer's activations are laid out on a GPU.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ActivationConfig {
@@ -160,13 +212,18 @@ impl Model {
         Bytes(input + 2.0 * sb * (q + kv + out + ffn_saved) + self.mla_latent_bytes(sb))
     }
 
-    /// Bytes of the output layer and loss on the last pipeline stage, sharded over t: the 16-bit
-    /// logits and the fp32 log-softmax kept for backward (2 + 4 bytes per logit, as Megatron's
-    /// vocab-parallel cross entropy keeps them).
+    /// Bytes of the output layer and loss at their peak on the last pipeline stage, sharded over
+    /// t (vocab-parallel logits): s·b·V/t logits at the bytes per logit `loss` keeps.
     #[inline]
-    pub fn logits_bytes(&self, seq_len: u32, micro_batch: u32, tp: u32) -> Bytes {
+    pub fn logits_bytes(
+        &self,
+        seq_len: u32,
+        micro_batch: u32,
+        tp: u32,
+        loss: CrossEntropy,
+    ) -> Bytes {
         let sbv = f64::from(seq_len) * f64::from(micro_batch) * f64::from(self.vocab);
-        Bytes(sbv * (2.0 + 4.0) / f64::from(tp.max(1)))
+        Bytes(sbv * loss.bytes_per_logit() / f64::from(tp.max(1)))
     }
 }
 

@@ -33,7 +33,7 @@ pub use strategy::{
     kv_heads_split_or_replicate, EpDispatcher, Framework, Job, Optimizer, Precision, Strategy,
 };
 pub use time::{Bottleneck, TimeBreakdown};
-pub use trainplan_model::Recompute;
+pub use trainplan_model::{CrossEntropy, Recompute};
 
 use trainplan_hardware::Cluster;
 use trainplan_model::Model;

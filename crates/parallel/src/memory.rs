@@ -299,7 +299,7 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
         }
         Recompute::Full => model.activation_bytes_per_layer(&kept_all),
     };
-    let logits = model.logits_bytes(seq, s.micro_batch, s.tp);
+    let logits = model.logits_bytes(seq, s.micro_batch, s.tp, s.cross_entropy(job));
 
     // ZeRO-3 gathers a layer's 16-bit weights ahead of use (current + prefetched) and holds one
     // layer's unsharded gradients before reduce-scatter.
@@ -381,7 +381,7 @@ pub(crate) fn memory(model: &Model, cluster: &Cluster, job: &Job, s: &Strategy) 
 mod tests {
     use super::*;
     use crate::testing::{a100, gpt3, job, strategy};
-    use crate::{Optimizer, Precision};
+    use crate::{CrossEntropy, Optimizer, Precision};
 
     #[test]
     fn megatron_tp8_pp16_gpt3_fits_a100_80gb() {
@@ -432,6 +432,7 @@ mod tests {
         let with = |framework: Option<Framework>, optimizer: Optimizer| crate::Job {
             optimizer,
             framework,
+            cross_entropy: None,
             ..job(1536)
         };
         let s = strategy(8, 8, 16);
@@ -503,6 +504,57 @@ mod tests {
         let grown = activations(2, 64) - activations(2, 32);
         assert!((grown - 4.0 * logits16).abs() < 1.0, "{grown}");
         assert_eq!(activations(1, 64), activations(1, 32));
+    }
+
+    #[test]
+    fn the_loss_implementation_sets_the_logits_bytes() {
+        // Llama 3.1 8B at 32K tokens on one FSDP rank (torchtitan's context-parallel table,
+        // S6-r262): 32768 · 128256 = 4.2e9 logits. PyTorch's eager loss on fp32-cast logits
+        // holds 12 bytes each at its peak (50 GB), Megatron's vocab-parallel loss 6, a fused
+        // or compiled loss 4; the difference shows in the activations one for one.
+        let model = trainplan_model::Model {
+            n_layers: 32,
+            hidden: 4096,
+            n_heads: 32,
+            ffn: 14336,
+            ..trainplan_model::testing::llama3_70b()
+        };
+        let cluster = a100(8);
+        let s = crate::Strategy {
+            zero: 3,
+            recompute: Recompute::Full,
+            ..strategy(8, 1, 1)
+        };
+        let activations = |loss: Option<CrossEntropy>| {
+            let mut j = job(8);
+            j.seq_len = 32768;
+            j.cross_entropy = loss;
+            memory(&model, &cluster, &j, &s).activations.get()
+        };
+        let logits = 32768.0 * 128256.0;
+        let eager = activations(Some(CrossEntropy::Fp32Eager));
+        let megatron = activations(Some(CrossEntropy::VocabParallel));
+        let fused = activations(Some(CrossEntropy::Fused));
+        assert!(
+            (eager - megatron - 6.0 * logits).abs() < 1.0,
+            "{}",
+            eager - megatron
+        );
+        assert!(
+            (megatron - fused - 2.0 * logits).abs() < 1.0,
+            "{}",
+            megatron - fused
+        );
+        // Unstated, an FSDP layout is PyTorch's, which runs a fused or compiled loss.
+        assert_eq!(activations(None), fused);
+        // Split over tp as the vocabulary is (vocab-parallel logits).
+        let at = |tp: u32| {
+            model
+                .logits_bytes(32768, 1, tp, CrossEntropy::Fp32Eager)
+                .get()
+        };
+        assert!((at(1) - 12.0 * logits).abs() < 1.0);
+        assert!((at(8) - at(1) / 8.0).abs() < 1.0);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use crate::Infeasible;
 use trainplan_hardware::{Cluster, Dtype, Group};
-use trainplan_model::{Model, Recompute};
+use trainplan_model::{CrossEntropy, Model, Recompute};
 
 /// Training precision: 16-bit weights and activations with fp32 master weights and Adam moments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -195,6 +195,9 @@ pub struct Job {
     pub optimizer: Optimizer,
     /// The framework running the job, when stated (see [`Framework`]).
     pub framework: Option<Framework>,
+    /// How the loss is computed (the logits' memory on the last stage), when stated; see
+    /// [`Strategy::cross_entropy`].
+    pub cross_entropy: Option<CrossEntropy>,
 }
 
 impl Job {
@@ -511,6 +514,18 @@ impl Strategy {
     #[inline]
     pub fn framework(&self, job: &Job) -> Option<Framework> {
         job.framework_for(self.zero, self.pp)
+    }
+
+    /// The loss implementation priced: the job's, or its framework's. PyTorch-native stacks run
+    /// a fused or compiled loss (llm-foundry's flash-attn cross entropy; torchtitan's compiled
+    /// loss since April 2025, pytorch/torchtitan#1033); Megatron, DeepSpeed's Megatron fork and
+    /// framework-neutral jobs Megatron's vocab-parallel cross entropy.
+    #[inline]
+    pub fn cross_entropy(&self, job: &Job) -> CrossEntropy {
+        job.cross_entropy.unwrap_or(match self.framework(job) {
+            Some(Framework::Pytorch) => CrossEntropy::Fused,
+            _ => CrossEntropy::VocabParallel,
+        })
     }
 
     /// Whether attention runs Transformer Engine's fused kernel (cuDNN on Hopper and later, at

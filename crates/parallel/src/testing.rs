@@ -27,6 +27,7 @@ pub fn job(global_batch: u32) -> Job {
         grad_bytes: 4.0,
         optimizer: crate::Optimizer::Deepspeed,
         framework: None,
+        cross_entropy: None,
     }
 }
 

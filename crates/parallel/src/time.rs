@@ -970,6 +970,7 @@ mod tests {
             cluster.accelerator.efficiency.te_attention_speedup = speedup;
             let job = crate::Job {
                 framework,
+                cross_entropy: None,
                 ..job(64)
             };
             let s = crate::Strategy {
@@ -1016,6 +1017,7 @@ mod tests {
         let compute = |framework, recompute| {
             let job = crate::Job {
                 framework,
+                cross_entropy: Option::None,
                 ..job(64)
             };
             let s = crate::Strategy {

@@ -37,6 +37,7 @@ pub fn job(global_batch: u32, tokens: f64) -> Job {
         grad_bytes: 4.0,
         optimizer: trainplan_parallel::Optimizer::Deepspeed,
         framework: None,
+        cross_entropy: None,
     }
 }
 

@@ -562,6 +562,7 @@ mod tests {
                 grad_bytes: 4.0,
                 optimizer: trainplan_parallel::Optimizer::Deepspeed,
                 framework: None,
+                cross_entropy: None,
             },
             template,
             notes: Vec::new(),
