@@ -607,13 +607,13 @@ pub(crate) fn explanation(sc: &Scenario, c: &Cluster, s: &Strategy, e: &Estimate
         if s.vpp > 1 { format!(", × (1 + (p-1)/(p·v)) for {} virtual stages", s.vpp) } else { String::new() }
     );
     let loss = s.cross_entropy(job);
-    let logits = f64::from(job.seq_len / s.cp) * f64::from(s.micro_batch) * f64::from(m.vocab)
-        / f64::from(s.tp);
+    let loss_bytes = m.logits_bytes(job.seq_len / s.cp, s.micro_batch, s.tp, loss);
+    let logits = loss_bytes.get() / loss.bytes_per_logit();
     let _ = writeln!(
         o,
         "  {} {}: s·b·V/tp = {:.0}M logits at {} bytes each ({}; [job] cross_entropy = \"{}\"{}).",
         if s.pp > 1 { "The last pipeline stage holds the loss's logits beside its layers," } else { "Of these, the loss's logits take" },
-        gib(m.logits_bytes(job.seq_len / s.cp, s.micro_batch, s.tp, loss)),
+        gib(loss_bytes),
         logits / 1e6,
         loss.bytes_per_logit(),
         match loss {
