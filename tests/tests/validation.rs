@@ -83,19 +83,20 @@ fn public_runs_stay_within_the_calibrated_error() {
         "throughput compared on {} rows",
         f.tokens.n
     );
-    // Target: median at most 10% (4.6% today: the shape constant is chosen for held-out accuracy,
+    // Target: median at most 10% (4.3% today: the shape constant is chosen for held-out accuracy,
     // not in-sample; see hardware-db/calibration/README.md).
     assert!(
         f.tokens.median <= 0.05,
         "median throughput error {:.3}",
         f.tokens.median
     );
-    // Target: worst at most 35%; today's worst rows are torchtitan's: S6-r268 (67.8%), the 1F1B
-    // row of a table whose vpp cell is empty, so validate interleaves it, and S6-r284 (61.6%),
-    // the fp8 rowwise twin of S6-r282 (no runs column says rowwise). The Huber loss of the fit
-    // no longer lets them drag the fp8 factor down (see hardware-db/calibration/README.md).
+    // Target: worst at most 35%; today's worst row is S6-r284 (64.6%), torchtitan's fp8 rowwise
+    // twin of S6-r282 under vanilla TP, a slowdown torchtitan files as a bug
+    // (pytorch/torchtitan#1207); no runs column says rowwise, so the two rows are one input.
+    // Next come BLOOM's pre-launch snapshots (S9-r325, 53.8%). S6-r268 (was 68.0%) runs
+    // torchtitan's default 1F1B over pp micro-batches (-5.9%).
     assert!(
-        f.tokens.worst <= 0.70,
+        f.tokens.worst <= 0.66,
         "worst throughput error {:.3}",
         f.tokens.worst
     );

@@ -567,9 +567,9 @@ fn held_out_median_with_half_dim(d0: f64) -> f64 {
 #[test]
 fn the_bundled_shape_constant_is_the_cross_validated_choice() {
     // hardware-db/calibration/README.md: fitted in-sample the shape constant climbs to ~450 and
-    // predicts unseen sources worse; the bundled 200 must keep beating it held out (by 0.7-0.9
-    // points since the exposed Megatron-LM gradient reduction; the README's scans), and a smaller
-    // constant must not do clearly better.
+    // predicts unseen sources worse; the bundled 200 must keep beating it held out (by 0.4 points
+    // since torchtitan's pipelines run their default schedule; the README's scans), and neither a
+    // smaller nor a larger constant in the flat band may do clearly better.
     // Every bundled accelerator carries the cross-validated value.
     let files: Vec<_> = std::fs::read_dir(root().join("hardware-db/accelerators"))
         .unwrap()
@@ -587,14 +587,17 @@ fn the_bundled_shape_constant_is_the_cross_validated_choice() {
     let bundled = held_out_median_with_half_dim(200.0);
     let in_sample_optimum = held_out_median_with_half_dim(453.5);
     let smaller = held_out_median_with_half_dim(100.0);
+    let larger = held_out_median_with_half_dim(300.0);
     assert!(
-        bundled + 0.5 <= in_sample_optimum,
+        bundled + 0.3 <= in_sample_optimum,
         "held out: {bundled}% at 200 against {in_sample_optimum}% at 453.5"
     );
-    assert!(
-        bundled <= smaller + 0.3,
-        "held out: {bundled}% at 200 against {smaller}% at 100"
-    );
+    for (d0, other) in [(100, smaller), (300, larger)] {
+        assert!(
+            bundled <= other + 0.3,
+            "held out: {bundled}% at 200 against {other}% at {d0}"
+        );
+    }
 }
 
 #[test]

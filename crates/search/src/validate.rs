@@ -308,8 +308,16 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
             }
             let dp = t.dp.unwrap_or((u64::from(n) / mp) as u32);
             let per_replica = run.job.global_batch / dp.max(1);
+            // A PyTorch pipeline left at torchtitan's defaults: the `1F1B` schedule
+            // (`pipeline_parallel_schedule`; interleaving is opt-in) over as many micro-batches
+            // as pipeline stages (`pipeline_parallel_microbatches`, default the pp degree, the
+            // version of torchtitan's published benchmarks, 2024-12).
+            let torchtitan_pipeline = pp > 1 && layout_framework == Some(Framework::Pytorch);
             let mbs: Vec<u32> = match t.micro_batch {
                 Some(mb) => vec![mb],
+                None if torchtitan_pipeline && per_replica >= pp && per_replica % pp == 0 => {
+                    vec![per_replica / pp]
+                }
                 None => (1..=per_replica.clamp(1, 64))
                     .filter(|mb| per_replica % mb == 0)
                     .collect(),
@@ -318,8 +326,8 @@ pub fn predict(run: &RunSpec) -> Result<Prediction, Infeasible> {
                 Some(v) => vec![v],
                 // DeepSpeed's pipeline engine has no interleaved schedule.
                 None if layout_framework == Some(Framework::Deepspeed) => vec![1],
-                // Megatron-Core and torchtitan lay out uneven model chunks (Megatron's
-                // `--pipeline-model-parallel-layout`, torchtitan's per-stage module split). A
+                None if torchtitan_pipeline => vec![1],
+                // Megatron-Core lays out uneven model chunks (`--pipeline-model-parallel-layout`). A
                 // run that names neither is read by its generation, as for the overlaps: from
                 // the fp8 parts (H100) on, its stack is taken to have them; before (A100), it
                 // keeps to chunks that divide the layers, as Megatron-LM's interleaved
@@ -1062,6 +1070,43 @@ mod tests {
     }
 
     #[test]
+    fn a_pytorch_pipeline_runs_torchtitan_s_default_schedule() {
+        // 40 layers at tp 8 × pp 4 over 16 sequences per replica, neither vpp nor the
+        // micro-batch stated. Megatron interleaves over the micro-batches validate chooses;
+        // PyTorch keeps torchtitan's 1F1B over pp micro-batches: 16 / 4 = 4 sequences each.
+        let mut r = pipelined_run(40);
+        r.template.micro_batch = None;
+        r.template.tp = Some(1);
+        r.cluster = a100_cluster(4);
+        r.job.global_batch = 16;
+        r.job.framework = Some(trainplan_parallel::Framework::Megatron);
+        let megatron = predict(&r).unwrap();
+        assert!(megatron.strategy.vpp > 1, "{}", megatron.choices());
+        r.job.framework = Some(trainplan_parallel::Framework::Pytorch);
+        let p = predict(&r).unwrap();
+        assert_eq!(
+            (p.strategy.vpp, p.strategy.micro_batch),
+            (1, 4),
+            "{}",
+            p.choices()
+        );
+        assert!(p.choices().contains("vpp=1;"), "{}", p.choices());
+        assert!(p.choices().contains("micro_batch=4"), "{}", p.choices());
+        // A local batch the stages do not divide: the micro-batch is chosen freely.
+        r.job.global_batch = 6;
+        let odd = predict(&r).unwrap();
+        assert_eq!(odd.strategy.vpp, 1);
+        assert_eq!(6 % odd.strategy.micro_batch, 0);
+        // A stated schedule is taken at its word.
+        r.job.global_batch = 16;
+        r.template.vpp = Some(2);
+        r.template.micro_batch = Some(1);
+        let stated = predict(&r).unwrap();
+        assert_eq!((stated.strategy.vpp, stated.strategy.micro_batch), (2, 1));
+        assert!(p.estimate.time.bubble > stated.estimate.time.bubble);
+    }
+
+    #[test]
     fn deepspeed_runs_are_never_given_interleaving() {
         // 40 layers: validate tries interleaving and it wins, but DeepSpeed's engine has no
         // interleaved schedule, so none is chosen.
@@ -1077,16 +1122,11 @@ mod tests {
     fn uneven_chunks_are_interleaved_where_the_stack_can() {
         // 42 layers on pp 4: no vpp above 1 divides them evenly. Unstated on A100, validate
         // keeps to even chunks (vpp 1), as Megatron-LM's interleaving required; Megatron-Core
-        // and torchtitan lay out uneven ones.
+        // lays out uneven ones.
         let mut r = pipelined_run(42);
         assert_eq!(predict(&r).unwrap().strategy.vpp, 1);
-        for framework in [
-            trainplan_parallel::Framework::Megatron,
-            trainplan_parallel::Framework::Pytorch,
-        ] {
-            r.job.framework = Some(framework);
-            assert!(predict(&r).unwrap().strategy.vpp > 1, "{framework:?}");
-        }
+        r.job.framework = Some(trainplan_parallel::Framework::Megatron);
+        assert!(predict(&r).unwrap().strategy.vpp > 1);
         // Unstated from the fp8 generation on, the stack is read as one that can.
         let mut hopper = pipelined_run(42);
         hopper.cluster.accelerator.fp8_peak = Some(trainplan_units::FlopRate::from_tflops(624.0));
